@@ -1,0 +1,130 @@
+//! Scalar reference kernels: the definition every SIMD kernel is tested
+//! against, and the fallback on CPUs without a SIMD level.
+
+use half::f16;
+
+/// `1 - dot / sqrt(na * nb)`, with the zero-vector convention of the crate.
+#[inline]
+pub(crate) fn cosine_from_parts(dot: f32, norm_a: f32, norm_b: f32) -> f32 {
+    let denom = (norm_a * norm_b).sqrt();
+    if denom > 0.0 { 1.0 - dot / denom } else { 1.0 }
+}
+
+pub(crate) fn l2_f32(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "vector lengths differ");
+    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
+}
+
+pub(crate) fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "vector lengths differ");
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+pub(crate) fn cos_f32(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "vector lengths differ");
+    let (mut d, mut na, mut nb) = (0.0f32, 0.0f32, 0.0f32);
+    for (x, y) in a.iter().zip(b) {
+        d += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    cosine_from_parts(d, na, nb)
+}
+
+pub(crate) fn l2_f16(a: &[f16], b: &[f16]) -> f32 {
+    assert_eq!(a.len(), b.len(), "vector lengths differ");
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| {
+            let d = x.to_f32() - y.to_f32();
+            d * d
+        })
+        .sum()
+}
+
+pub(crate) fn dot_f16(a: &[f16], b: &[f16]) -> f32 {
+    assert_eq!(a.len(), b.len(), "vector lengths differ");
+    a.iter().zip(b).map(|(x, y)| x.to_f32() * y.to_f32()).sum()
+}
+
+pub(crate) fn cos_f16(a: &[f16], b: &[f16]) -> f32 {
+    assert_eq!(a.len(), b.len(), "vector lengths differ");
+    let (mut d, mut na, mut nb) = (0.0f32, 0.0f32, 0.0f32);
+    for (x, y) in a.iter().zip(b) {
+        let (x, y) = (x.to_f32(), y.to_f32());
+        d += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    cosine_from_parts(d, na, nb)
+}
+
+pub(crate) fn l2_u8(a: &[u8], b: &[u8]) -> f32 {
+    assert_eq!(a.len(), b.len(), "vector lengths differ");
+    let s: u64 = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| {
+            let d = i64::from(x) - i64::from(y);
+            (d * d) as u64
+        })
+        .sum();
+    s as f32
+}
+
+pub(crate) fn dot_u8(a: &[u8], b: &[u8]) -> f32 {
+    assert_eq!(a.len(), b.len(), "vector lengths differ");
+    let s: u64 = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| u64::from(x) * u64::from(y))
+        .sum();
+    s as f32
+}
+
+pub(crate) fn cos_u8(a: &[u8], b: &[u8]) -> f32 {
+    assert_eq!(a.len(), b.len(), "vector lengths differ");
+    let (mut d, mut na, mut nb) = (0u64, 0u64, 0u64);
+    for (&x, &y) in a.iter().zip(b) {
+        let (x, y) = (u64::from(x), u64::from(y));
+        d += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    cosine_from_parts(d as f32, na as f32, nb as f32)
+}
+
+pub(crate) fn l2_i8(a: &[i8], b: &[i8]) -> f32 {
+    assert_eq!(a.len(), b.len(), "vector lengths differ");
+    let s: i64 = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| {
+            let d = i64::from(x) - i64::from(y);
+            d * d
+        })
+        .sum();
+    s as f32
+}
+
+pub(crate) fn dot_i8(a: &[i8], b: &[i8]) -> f32 {
+    assert_eq!(a.len(), b.len(), "vector lengths differ");
+    let s: i64 = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| i64::from(x) * i64::from(y))
+        .sum();
+    s as f32
+}
+
+pub(crate) fn cos_i8(a: &[i8], b: &[i8]) -> f32 {
+    assert_eq!(a.len(), b.len(), "vector lengths differ");
+    let (mut d, mut na, mut nb) = (0i64, 0i64, 0i64);
+    for (&x, &y) in a.iter().zip(b) {
+        let (x, y) = (i64::from(x), i64::from(y));
+        d += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    cosine_from_parts(d as f32, na as f32, nb as f32)
+}

@@ -1,0 +1,19 @@
+//! The one error type of the engine crate.
+
+/// Errors from the engine's algorithms.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// A file could not be read, written or parsed; see the inner error for
+    /// whether it is corruption, I/O or bad user data. Nothing is retried.
+    #[error(transparent)]
+    Format(#[from] omen_format::FormatError),
+
+    /// User: the arguments disagree with each other or with the data (for
+    /// example a query dimension that differs from the base dimension).
+    #[error("{0}")]
+    InvalidArgument(String),
+}
+
+/// The crate's result type.
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;

@@ -1,0 +1,16 @@
+//! OmenDB's algorithms, above the byte formats of `omen-format`.
+//!
+//! - [`distance`]: SIMD distance kernels with run-time dispatch;
+//! - [`synth`]: deterministic, clustered synthetic datasets;
+//! - [`ground_truth`]: exact k-nearest-neighbour ground truth, blocked and
+//!   parallel.
+//!
+//! `unsafe` is confined to the architecture leaf modules of [`distance`].
+
+pub mod distance;
+pub mod error;
+pub mod ground_truth;
+pub mod synth;
+
+pub use error::{EngineError, Result};
+pub use omen_format::{ElementType, Metric};

@@ -1,0 +1,32 @@
+//! OmenDB's on-disk formats.
+//!
+//! This crate owns every byte that OmenDB reads from or writes to a file:
+//!
+//! - [`segment`]: the versioned, checksummed, 4 KiB-aligned segment container
+//!   (SPEC.md §2), written by `omen-build` and by flushes and read by search;
+//! - [`dataset`]: the big-ann-benchmarks and TEXMEX vector and ground-truth
+//!   files that segments are built from and benchmarks are scored against.
+//!
+//! Invariant: nothing here trusts a byte it read. Every parser validates
+//! lengths and offsets before it indexes, and reports failures as
+//! [`FormatError`] values that name the file and the offset; no input can make
+//! it panic or read out of bounds.
+//!
+//! `unsafe` lives in exactly one module, [`mmap`], which maps read-only files.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
+
+#[cfg(not(target_endian = "little"))]
+compile_error!(
+    "OmenDB maps little-endian files straight into memory and supports only little-endian hosts"
+);
+
+pub mod checksum;
+pub mod dataset;
+pub mod error;
+pub mod mmap;
+pub mod segment;
+pub mod types;
+
+pub use error::{FormatError, Result};
+pub use types::{ElementType, Metric};
