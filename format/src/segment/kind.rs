@@ -1,0 +1,47 @@
+//! Section kinds: what a section holds. The codes are part of the format.
+
+use std::fmt;
+
+/// The kind of a section, as stored in its directory entry.
+///
+/// It is a plain code rather than a closed enum so that a reader can list
+/// (and, if they are optional, skip) kinds written by newer versions.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SectionKind(pub u32);
+
+impl SectionKind {
+    /// Key-value metadata about how the segment was made (SPEC.md §2.5.1).
+    pub const METADATA: SectionKind = SectionKind(1);
+    /// Full-precision vectors in row order, packed into checksummed pages
+    /// (SPEC.md §2.5.2).
+    pub const VECTORS: SectionKind = SectionKind(2);
+
+    /// Every kind this build knows.
+    pub const KNOWN: [SectionKind; 2] = [SectionKind::METADATA, SectionKind::VECTORS];
+
+    /// Whether this build knows how to read the kind.
+    pub fn is_known(self) -> bool {
+        Self::KNOWN.contains(&self)
+    }
+
+    /// A human-readable name for messages and `omen inspect`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SectionKind::METADATA => "metadata",
+            SectionKind::VECTORS => "vectors",
+            _ => "unknown",
+        }
+    }
+}
+
+impl fmt::Debug for SectionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}({})", self.name(), self.0)
+    }
+}
+
+impl fmt::Display for SectionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} section (kind {})", self.name(), self.0)
+    }
+}
