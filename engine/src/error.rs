@@ -9,6 +9,12 @@ pub enum EngineError {
     #[error(transparent)]
     Format(#[from] omen_format::FormatError),
 
+    /// I/O: an operating-system error not yet tied to a path. Only the page
+    /// readers produce it, and the segment that owns them wraps it into
+    /// [`EngineError::Format`] with the file's path before it leaves the crate.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+
     /// User: the arguments disagree with each other or with the data (for
     /// example a query dimension that differs from the base dimension).
     #[error("{0}")]

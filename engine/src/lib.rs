@@ -7,10 +7,16 @@
 //!
 //! `unsafe` is confined to the architecture leaf modules of [`distance`].
 
+pub mod cluster;
 pub mod distance;
 pub mod error;
+pub mod graph;
 pub mod ground_truth;
+pub mod index;
+pub mod io;
+pub mod quant;
 pub mod synth;
+pub mod vectors;
 
 pub use error::{EngineError, Result};
 pub use omen_format::{ElementType, Metric};

@@ -21,6 +21,7 @@ compile_error!(
     "OmenDB maps little-endian files straight into memory and supports only little-endian hosts"
 );
 
+pub(crate) mod atomic;
 pub mod checksum;
 pub mod dataset;
 pub mod error;

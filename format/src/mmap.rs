@@ -50,6 +50,15 @@ impl MappedFile {
         }
     }
 
+    /// Tells the kernel reads will be random, so it does not read ahead:
+    /// search touches single pages, and read-ahead would waste the disk.
+    pub fn advise_random(&self) {
+        if let Some(map) = &self.map {
+            // Advice is only a hint; failure changes nothing we rely on.
+            let _ = map.advise(memmap2::Advice::Random);
+        }
+    }
+
     /// The mapped bytes.
     pub fn bytes(&self) -> &[u8] {
         self.map.as_deref().unwrap_or(&[])

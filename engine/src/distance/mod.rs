@@ -9,8 +9,17 @@
 //! agree exactly.
 //!
 //! Smaller is closer for every metric (see [`Metric`]).
+//!
+//! Invariant: `unsafe` lives only in the architecture leaf modules (`x86`,
+//! `neon`). Their kernels are safe `fn`s that may only run on a CPU with the
+//! level's features, and the one place that hands them out is
+//! [`Element::kernels_for`], which checks [`SimdLevel::is_supported`] first.
 
+#[cfg(target_arch = "aarch64")]
+mod neon;
 mod scalar;
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
 use std::sync::OnceLock;
 
@@ -38,9 +47,20 @@ impl SimdLevel {
         SimdLevel::Neon,
     ];
 
-    /// Whether this CPU can run kernels of this level.
+    /// Whether this CPU can run kernels of this level, detected at run time:
+    /// AVX2 needs AVX2 + FMA + F16C; AVX-512 needs those and AVX-512F +
+    /// AVX-512BW; NEON needs an aarch64 CPU with NEON.
     pub fn is_supported(self) -> bool {
-        matches!(self, SimdLevel::Scalar)
+        match self {
+            SimdLevel::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            SimdLevel::Avx2 => x86::avx2_detected(),
+            #[cfg(target_arch = "x86_64")]
+            SimdLevel::Avx512 => x86::avx512_detected(),
+            #[cfg(target_arch = "aarch64")]
+            SimdLevel::Neon => neon::detected(),
+            _ => false,
+        }
     }
 
     /// The levels this CPU supports, narrowest first.
@@ -117,21 +137,38 @@ pub fn distance<T: Element>(metric: Metric, a: &[T], b: &[T]) -> f32 {
     T::best_kernels().distance(metric, a, b)
 }
 
+/// Implements [`Element`] for `$t` from kernels named `$l2`, `$dot` and
+/// `$cos` in every level module.
 macro_rules! element {
-    ($t:ty, $code:expr, $l2:path, $dot:path, $cos:path) => {
+    ($t:ty, $code:expr, $l2:ident, $dot:ident, $cos:ident) => {
         impl Element for $t {
             const TYPE: ElementType = $code;
 
             fn kernels_for(level: SimdLevel) -> Option<Kernels<Self>> {
-                match level {
-                    SimdLevel::Scalar => Some(Kernels {
-                        level,
-                        l2_squared: $l2,
-                        dot: $dot,
-                        cosine_distance: $cos,
-                    }),
-                    _ => None,
+                // The SIMD kernels may only run where the level is supported;
+                // this check is what makes handing them out sound.
+                if !level.is_supported() {
+                    return None;
                 }
+                let (l2_squared, dot, cosine_distance): (KernelFn<$t>, KernelFn<$t>, KernelFn<$t>) =
+                    match level {
+                        SimdLevel::Scalar => (scalar::$l2, scalar::$dot, scalar::$cos),
+                        #[cfg(target_arch = "x86_64")]
+                        SimdLevel::Avx2 => (x86::avx2::$l2, x86::avx2::$dot, x86::avx2::$cos),
+                        #[cfg(target_arch = "x86_64")]
+                        SimdLevel::Avx512 => {
+                            (x86::avx512::$l2, x86::avx512::$dot, x86::avx512::$cos)
+                        }
+                        #[cfg(target_arch = "aarch64")]
+                        SimdLevel::Neon => (neon::$l2, neon::$dot, neon::$cos),
+                        _ => return None,
+                    };
+                Some(Kernels {
+                    level,
+                    l2_squared,
+                    dot,
+                    cosine_distance,
+                })
             }
 
             fn best_kernels() -> &'static Kernels<Self> {
@@ -148,31 +185,53 @@ macro_rules! element {
     };
 }
 
-element!(
-    f32,
-    ElementType::F32,
-    scalar::l2_f32,
-    scalar::dot_f32,
-    scalar::cos_f32
-);
-element!(
-    half::f16,
-    ElementType::F16,
-    scalar::l2_f16,
-    scalar::dot_f16,
-    scalar::cos_f16
-);
-element!(
-    u8,
-    ElementType::U8,
-    scalar::l2_u8,
-    scalar::dot_u8,
-    scalar::cos_u8
-);
-element!(
-    i8,
-    ElementType::I8,
-    scalar::l2_i8,
-    scalar::dot_i8,
-    scalar::cos_i8
-);
+element!(f32, ElementType::F32, l2_f32, dot_f32, cos_f32);
+element!(half::f16, ElementType::F16, l2_f16, dot_f16, cos_f16);
+element!(u8, ElementType::U8, l2_u8, dot_u8, cos_u8);
+element!(i8, ElementType::I8, l2_i8, dot_i8, cos_i8);
+
+#[cfg(test)]
+mod tests {
+    //! A smoke test inside the crate; the thorough comparison of every level
+    //! against the scalar reference is `tests/distance_kernels.rs` of the
+    //! root crate.
+
+    use super::*;
+
+    fn agree<T: Element>(a: &[T], b: &[T], exact: bool) {
+        let reference = Kernels::<T>::for_level(SimdLevel::Scalar).unwrap();
+        for level in SimdLevel::supported() {
+            let k = Kernels::<T>::for_level(level).unwrap();
+            for (want, got) in [
+                ((reference.l2_squared)(a, b), (k.l2_squared)(a, b)),
+                ((reference.dot)(a, b), (k.dot)(a, b)),
+                ((reference.cosine_distance)(a, b), (k.cosine_distance)(a, b)),
+            ] {
+                if exact {
+                    assert_eq!(want.to_bits(), got.to_bits(), "{level:?} len {}", a.len());
+                } else {
+                    let tol = 1e-4 * want.abs().max(1.0);
+                    assert!((want - got).abs() <= tol, "{level:?} len {}", a.len());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_supported_level_agrees_with_scalar() {
+        for n in [0usize, 1, 15, 16, 17, 33, 64, 65, 100] {
+            let u: Vec<u8> = (0..n).map(|i| (i * 37 % 256) as u8).collect();
+            let v: Vec<u8> = (0..n).map(|i| (255 - i * 11 % 256) as u8).collect();
+            agree(&u, &v, true);
+            let s: Vec<i8> = u.iter().map(|&x| x as i8).collect();
+            let t: Vec<i8> = v.iter().map(|&x| x as i8).collect();
+            agree(&s, &t, true);
+            let f: Vec<f32> = u.iter().map(|&x| f32::from(x) / 64.0 - 2.0).collect();
+            let g: Vec<f32> = v.iter().map(|&x| f32::from(x) / 32.0 - 4.0).collect();
+            agree(&f, &g, false);
+            let h: Vec<half::f16> = f.iter().map(|&x| half::f16::from_f32(x)).collect();
+            let k: Vec<half::f16> = g.iter().map(|&x| half::f16::from_f32(x)).collect();
+            agree(&h, &k, false);
+        }
+    }
+}

@@ -16,8 +16,29 @@ impl SectionKind {
     /// (SPEC.md §2.5.2).
     pub const VECTORS: SectionKind = SectionKind(2);
 
+    /// The index's fixed parameters: entry node, degree, page packing
+    /// (SPEC.md §2.5.3).
+    pub const INDEX_HEADER: SectionKind = SectionKind(3);
+    /// Base-graph node records, several per checksummed page (SPEC.md §2.5.4).
+    pub const NODES: SectionKind = SectionKind(4);
+    /// One quantized code per node, in node order, loaded into RAM
+    /// (SPEC.md §2.5.5).
+    pub const CODES: SectionKind = SectionKind(5);
+    /// The quantizer that decodes the codes (SPEC.md §2.5.6).
+    pub const QUANTIZER: SectionKind = SectionKind(6);
+    /// The upper HNSW layers, loaded into RAM (SPEC.md §2.5.7).
+    pub const UPPER_LAYERS: SectionKind = SectionKind(7);
+
     /// Every kind this build knows.
-    pub const KNOWN: [SectionKind; 2] = [SectionKind::METADATA, SectionKind::VECTORS];
+    pub const KNOWN: [SectionKind; 7] = [
+        SectionKind::METADATA,
+        SectionKind::VECTORS,
+        SectionKind::INDEX_HEADER,
+        SectionKind::NODES,
+        SectionKind::CODES,
+        SectionKind::QUANTIZER,
+        SectionKind::UPPER_LAYERS,
+    ];
 
     /// Whether this build knows how to read the kind.
     pub fn is_known(self) -> bool {
@@ -29,6 +50,11 @@ impl SectionKind {
         match self {
             SectionKind::METADATA => "metadata",
             SectionKind::VECTORS => "vectors",
+            SectionKind::INDEX_HEADER => "index header",
+            SectionKind::NODES => "nodes",
+            SectionKind::CODES => "codes",
+            SectionKind::QUANTIZER => "quantizer",
+            SectionKind::UPPER_LAYERS => "upper layers",
             _ => "unknown",
         }
     }

@@ -153,3 +153,38 @@ pub const fn page_align(n: u64) -> Option<u64> {
         None => None,
     }
 }
+
+/// The contents of the index header section (kind 3): the fixed parameters
+/// a search needs before it reads any node (SPEC.md §2.5.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+pub struct IndexHeader {
+    /// Layout version of the index sections; 1.
+    pub version: U32,
+    /// Base-layer node where searches start when the upper layers are empty.
+    pub base_entry: U32,
+    /// `R`: the most neighbours a node record holds.
+    pub max_degree: U32,
+    /// Node records per page of the nodes section.
+    pub nodes_per_page: U32,
+    /// Bytes of one node record.
+    pub record_len: U32,
+    /// Bytes of one quantized code.
+    pub code_len: U32,
+    /// 1 = Vamana, 2 = HNSW level-0 heuristic.
+    pub builder: u8,
+    /// Zero.
+    pub reserved0: [u8; 3],
+    /// `L` used while building.
+    pub build_list_size: U32,
+    /// `alpha` used while building, as IEEE 754 bits.
+    pub build_alpha_bits: U32,
+    /// Zero.
+    pub reserved: [u8; 28],
+}
+
+/// Size of [`IndexHeader`].
+pub const INDEX_HEADER_LEN: usize = 64;
+const _: () = assert!(size_of::<IndexHeader>() == INDEX_HEADER_LEN);
+/// The index layout version this build writes and reads.
+pub const INDEX_VERSION: u32 = 1;

@@ -26,6 +26,11 @@ use crate::{ElementType, FormatError, Metric, Result};
 /// How much of the file [`SegmentFile::open`] checks before returning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Verify {
+    /// Structure, superblock and directory only. For callers that load every
+    /// section they use through [`SegmentFile::read_section`], which checks
+    /// the section's checksum as it reads: verifying at open as well would
+    /// read those sections twice.
+    Structure,
     /// Structure, superblock, directory and non-paged section checksums.
     #[default]
     Metadata,
@@ -150,7 +155,12 @@ impl<S: ReadAt> SegmentFile<S> {
             sections,
         };
         for section in &segment.sections {
-            if !section.is_paged() || options.verify == Verify::Full {
+            let check = match options.verify {
+                Verify::Structure => false,
+                Verify::Metadata => !section.is_paged(),
+                Verify::Full => true,
+            };
+            if check {
                 segment.verify_section(section)?;
             }
         }

@@ -12,9 +12,7 @@
 )]
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
 use std::hash::{BuildHasher, Hasher};
-use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -24,6 +22,7 @@ use zerocopy::{FromZeros, IntoBytes};
 use super::kind::SectionKind;
 use super::layout::*;
 use super::page::{RowLayout, seal_page};
+use crate::atomic::AtomicFile;
 use crate::{ElementType, FormatError, Metric, Result};
 
 /// What the superblock says about the segment as a whole.
@@ -96,9 +95,7 @@ pub enum Encoding {
 /// Dropping an unfinished writer deletes the temporary file.
 #[derive(Debug)]
 pub struct SegmentWriter {
-    path: PathBuf,
-    tmp_path: PathBuf,
-    out: Option<BufWriter<File>>,
+    out: AtomicFile,
     header: SegmentHeader,
     pos: u64,
     entries: Vec<SectionEntry>,
@@ -107,26 +104,9 @@ pub struct SegmentWriter {
 impl SegmentWriter {
     /// Starts a segment that will be published at `path`.
     pub fn create(path: impl AsRef<Path>, header: SegmentHeader) -> Result<Self> {
-        let path = path.as_ref().to_path_buf();
         validate_header(&header)?;
-        let mut name = path
-            .file_name()
-            .ok_or_else(|| {
-                FormatError::InvalidArgument(format!("{}: not a file path", path.display()))
-            })?
-            .to_os_string();
-        name.push(".tmp");
-        let tmp_path = path.with_file_name(name);
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp_path)
-            .map_err(|e| FormatError::io(&tmp_path, e))?;
         let mut writer = SegmentWriter {
-            path,
-            tmp_path,
-            out: Some(BufWriter::with_capacity(1 << 20, file)),
+            out: AtomicFile::create(path.as_ref())?,
             header,
             pos: 0,
             entries: Vec::new(),
@@ -212,29 +192,75 @@ impl SegmentWriter {
     /// `dimension` elements in little-endian bytes.
     pub fn write_vectors<'r>(&mut self, rows: impl IntoIterator<Item = &'r [u8]>) -> Result<()> {
         let row_len = self.header.dimension as usize * self.header.element_type.size();
-        let layout = RowLayout::new(row_len)
-            .ok_or_else(|| FormatError::InvalidArgument("vectors of zero bytes".into()))?;
         let expected = self.header.vector_count;
-        let mut section = self.paged_section(SectionKind::VECTORS)?;
+        let count = self.write_rows(SectionKind::VECTORS, row_len, rows)?;
+        if count != expected {
+            return Err(FormatError::InvalidArgument(format!(
+                "the header declares {expected} vectors but {count} were written"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Writes a paged section of fixed-size rows, packed as SPEC.md §2.4
+    /// says, and returns the number of rows. The directory entry records
+    /// `items = rows` and `item_len = row_len`.
+    pub fn write_rows<'r>(
+        &mut self,
+        kind: SectionKind,
+        row_len: usize,
+        rows: impl IntoIterator<Item = &'r [u8]>,
+    ) -> Result<u64> {
+        let mut rows = rows.into_iter();
+        let mut count = 0u64;
+        self.write_rows_with(kind, row_len, &mut |out| match rows.next() {
+            None => Ok(false),
+            Some(row) if row.len() == out.len() => {
+                out.copy_from_slice(row);
+                count += 1;
+                Ok(true)
+            }
+            Some(row) => Err(FormatError::InvalidArgument(format!(
+                "row {count} of the {kind} has {} bytes, expected {row_len}",
+                row.len()
+            ))),
+        })
+    }
+
+    /// Like [`SegmentWriter::write_rows`], but `fill` writes each row in
+    /// place (`row_len` zeroed bytes) and returns `false` when there are no
+    /// more rows; no row is ever copied through an intermediate buffer.
+    pub fn write_rows_with(
+        &mut self,
+        kind: SectionKind,
+        row_len: usize,
+        fill: &mut dyn FnMut(&mut [u8]) -> Result<bool>,
+    ) -> Result<u64> {
+        let layout = RowLayout::new(row_len)
+            .ok_or_else(|| FormatError::InvalidArgument("rows of zero bytes".into()))?;
+        let item_len = u32::try_from(row_len)
+            .map_err(|_| FormatError::InvalidArgument(format!("rows of {row_len} bytes")))?;
+        let mut section = self.paged_section(kind)?;
         let mut page = Box::new([0u8; PAGE_SIZE]);
+        let mut row = vec![0u8; if layout.pages_per_row > 1 { row_len } else { 0 }];
         let mut count = 0u64;
         let mut slot = 0usize;
-        for row in rows {
-            if row.len() != row_len {
-                return Err(FormatError::InvalidArgument(format!(
-                    "vector {count} has {} bytes, expected {row_len}",
-                    row.len()
-                )));
-            }
+        loop {
             if layout.pages_per_row == 1 {
                 let at = slot * row_len;
-                page[at..at + row_len].copy_from_slice(row);
+                if !fill(&mut page[at..at + row_len])? {
+                    break;
+                }
                 slot += 1;
                 if slot == layout.rows_per_page {
                     section.push_page(&mut page)?;
                     slot = 0;
                 }
             } else {
+                row.fill(0);
+                if !fill(&mut row)? {
+                    break;
+                }
                 for chunk in row.chunks(PAGE_PAYLOAD) {
                     page[..chunk.len()].copy_from_slice(chunk);
                     section.push_page(&mut page)?;
@@ -245,12 +271,8 @@ impl SegmentWriter {
         if slot > 0 {
             section.push_page(&mut page)?;
         }
-        if count != expected {
-            return Err(FormatError::InvalidArgument(format!(
-                "the header declares {expected} vectors but {count} were written"
-            )));
-        }
-        section.finish(count, row_len as u32)
+        section.finish(count, item_len)?;
+        Ok(count)
     }
 
     /// Writes the directory and the superblock, fsyncs, renames the file to
@@ -285,23 +307,9 @@ impl SegmentWriter {
         let sum = crate::checksum::Checksum::of(&sb.as_bytes()[..SUPERBLOCK_CHECKSUM_OFFSET]);
         sb.checksum.set(sum.0);
 
-        let tmp = self.tmp_path.clone();
-        let out = self
-            .out
-            .take()
-            .ok_or_else(|| FormatError::InvalidArgument("writer already finished".into()))?;
-        let mut file = out
-            .into_inner()
-            .map_err(|e| FormatError::io(&tmp, e.into_error()))?;
-        file.seek(SeekFrom::Start(0))
-            .map_err(|e| FormatError::io(&tmp, e))?;
-        file.write_all(sb.as_bytes())
-            .map_err(|e| FormatError::io(&tmp, e))?;
-        file.sync_all().map_err(|e| FormatError::io(&tmp, e))?;
-        drop(file);
-        std::fs::rename(&tmp, &self.path).map_err(|e| FormatError::io(&self.path, e))?;
-        sync_parent_dir(&self.path)?;
-        Ok(std::mem::take(&mut self.path))
+        let path = self.out.path().to_path_buf();
+        self.out.commit(&[(0, sb.as_bytes())])?;
+        Ok(path)
     }
 
     fn check_new_kind(&self, kind: SectionKind) -> Result<()> {
@@ -317,12 +325,7 @@ impl SegmentWriter {
     }
 
     fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
-        let out = self
-            .out
-            .as_mut()
-            .ok_or_else(|| FormatError::InvalidArgument("writer already finished".into()))?;
-        out.write_all(bytes)
-            .map_err(|e| FormatError::io(&self.tmp_path, e))?;
+        self.out.write(bytes)?;
         self.pos += bytes.len() as u64;
         Ok(())
     }
@@ -337,15 +340,6 @@ impl SegmentWriter {
             self.write_all(pad)?;
         }
         Ok(())
-    }
-}
-
-impl Drop for SegmentWriter {
-    fn drop(&mut self) {
-        if self.out.take().is_some() {
-            // Unfinished: leave nothing half-written behind.
-            let _ = std::fs::remove_file(&self.tmp_path);
-        }
     }
 }
 
@@ -462,14 +456,4 @@ fn validate_header(h: &SegmentHeader) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-fn sync_parent_dir(path: &Path) -> Result<()> {
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    File::open(parent)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| FormatError::io(parent, e))
 }

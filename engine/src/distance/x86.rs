@@ -1,0 +1,675 @@
+//! x86_64 SIMD kernels: an AVX2 level (AVX2 + FMA + F16C) and an AVX-512
+//! level (AVX-512F + AVX-512BW), for every element type and kernel.
+//!
+//! Invariant: the `unsafe` `#[target_feature]` functions here may only run on
+//! a CPU that has their features, so the only way out of this module is the
+//! safe wrappers in [`avx2`] and [`avx512`], and `super::Element::kernels_for`
+//! hands those out only after [`avx2_detected`] / [`avx512_detected`] said yes
+//! at run time. Every memory read goes through a helper that takes a
+//! fixed-size array (or a slice with a mask no longer than it), so reads stay
+//! in bounds by construction for every length, 0 and 1 included.
+//!
+//! Floating-point kernels reassociate the sum (several vector accumulators)
+//! and so differ from the scalar reference by rounding only. Integer kernels
+//! are exact: they widen to `i16`, multiply-add pairs into `i32` lanes, flush
+//! the lanes into an `i64` every [`INT_BLOCK`] elements, and convert the exact
+//! total to `f32` once, exactly like the scalar reference.
+
+use core::arch::x86_64::*;
+
+use half::f16;
+
+use super::scalar::cosine_from_parts;
+
+/// Elements per `i32` accumulation block of the integer kernels.
+///
+/// Overflow bound: the largest term of any integer kernel is
+/// `255 * 255 = 65_025` (u8 and i8 squared differences, u8 products and
+/// norms; i8 products are at most `128 * 128 = 16_384` in magnitude), so the
+/// sum of ALL terms of one block, and hence every partial sum of any subset of
+/// its lanes, is at most `16_384 * 65_025 = 1_065_369_600 < i32::MAX =
+/// 2_147_483_647`. The format caps dimensions at 16 384, so a real vector is a
+/// single block; longer slices are still exact because each block's `i32` sum
+/// is added into an `i64`.
+const INT_BLOCK: usize = 16_384;
+
+// The bound above, checked by the compiler.
+const _: () = assert!(INT_BLOCK * 255 * 255 <= i32::MAX as usize);
+
+/// Whether this CPU can run the [`avx2`] kernels.
+pub(super) fn avx2_detected() -> bool {
+    is_x86_feature_detected!("avx2")
+        && is_x86_feature_detected!("fma")
+        && is_x86_feature_detected!("f16c")
+}
+
+/// Whether this CPU can run the [`avx512`] kernels.
+pub(super) fn avx512_detected() -> bool {
+    // avx512f implies AVX2, FMA and F16C (rustc enables them with it), but
+    // check them too rather than trust every hypervisor's CPUID.
+    avx2_detected() && is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw")
+}
+
+/// Copies `tail` into a zero-filled array. Zero lanes add nothing to any
+/// kernel: `(0 - 0)^2 = 0 * 0 = 0`. Panics if `tail` is longer than `N`.
+#[inline(always)]
+fn pad<T: Copy + Default, const N: usize>(tail: &[T]) -> [T; N] {
+    let mut out = [T::default(); N];
+    out[..tail.len()].copy_from_slice(tail);
+    out
+}
+
+/// Generates the safe public wrappers of one level. Each checks the lengths
+/// and calls its `unsafe` inner kernel.
+macro_rules! safe_wrappers {
+    ($detected:path, $features:literal; $($name:ident => $inner:ident: $t:ty),* $(,)?) => {
+        $(
+            #[doc = concat!("Safe wrapper of the ", $features, " kernel `", stringify!($inner), "`.")]
+            pub(in crate::distance) fn $name(a: &[$t], b: &[$t]) -> f32 {
+                assert_eq!(a.len(), b.len(), "vector lengths differ");
+                debug_assert!($detected(), concat!("CPU lacks ", $features));
+                // SAFETY: the inner kernel needs the CPU features named in its
+                // `#[target_feature]`. This wrapper is private to
+                // `crate::distance`, whose `kernels_for(level)` returns it only
+                // after `SimdLevel::is_supported` confirmed those features with
+                // `is_x86_feature_detected!` at run time. All memory access in
+                // the inner kernel is bounds-checked by construction.
+                unsafe { $inner(a, b) }
+            }
+        )*
+    };
+}
+
+/// AVX2 + FMA + F16C kernels: 8 `f32` lanes, 4 accumulators for the float
+/// kernels, 16 widened integers per step for the integer kernels.
+pub(super) mod avx2 {
+    use super::*;
+
+    /// Loads 8 `f32`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn load_f32(x: &[f32; 8]) -> __m256 {
+        // SAFETY: `x` is 32 readable bytes; `loadu` has no alignment needs.
+        unsafe { _mm256_loadu_ps(x.as_ptr()) }
+    }
+
+    /// Loads 8 `f16` and converts them to `f32` (exact).
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn load_f16(x: &[f16; 8]) -> __m256 {
+        // SAFETY: `x` is 16 readable bytes; `loadu` has no alignment needs.
+        let h = unsafe { _mm_loadu_si128(x.as_ptr().cast()) };
+        _mm256_cvtph_ps(h)
+    }
+
+    /// Loads 16 `u8` and zero-extends them to `i16`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn widen_u8(x: &[u8; 16]) -> __m256i {
+        // SAFETY: `x` is 16 readable bytes; `loadu` has no alignment needs.
+        let v = unsafe { _mm_loadu_si128(x.as_ptr().cast()) };
+        _mm256_cvtepu8_epi16(v)
+    }
+
+    /// Loads 16 `i8` and sign-extends them to `i16`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn widen_i8(x: &[i8; 16]) -> __m256i {
+        // SAFETY: `x` is 16 readable bytes; `loadu` has no alignment needs.
+        let v = unsafe { _mm_loadu_si128(x.as_ptr().cast()) };
+        _mm256_cvtepi8_epi16(v)
+    }
+
+    /// The sum of 8 `f32` lanes.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn hsum_ps(v: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps::<0b01>(s, s));
+        _mm_cvtss_f32(s)
+    }
+
+    /// The sum of 4 accumulators of 8 `f32` lanes.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn hsum4_ps(acc: [__m256; 4]) -> f32 {
+        hsum_ps(_mm256_add_ps(
+            _mm256_add_ps(acc[0], acc[1]),
+            _mm256_add_ps(acc[2], acc[3]),
+        ))
+    }
+
+    /// The sum of 8 `i32` lanes; exact under the [`INT_BLOCK`] bound.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn hsum_epi32(v: __m256i) -> i32 {
+        let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+        _mm_cvtsi128_si32(s)
+    }
+
+    /// Float kernels over a type that `$load` turns into 8 `f32` lanes.
+    macro_rules! float_kernels {
+        ($t:ty, $load:ident, $l2:ident, $dot:ident, $cos:ident) => {
+            /// # Safety
+            /// The CPU must support AVX2, FMA and F16C.
+            #[target_feature(enable = "avx2,fma,f16c")]
+            unsafe fn $l2(a: &[$t], b: &[$t]) -> f32 {
+                let (a32, a_rest) = a.as_chunks::<32>();
+                let (b32, b_rest) = b.as_chunks::<32>();
+                let mut acc = [_mm256_setzero_ps(); 4];
+                for (x, y) in a32.iter().zip(b32) {
+                    let (x, y) = (x.as_chunks::<8>().0, y.as_chunks::<8>().0);
+                    for k in 0..4 {
+                        let d = _mm256_sub_ps($load(&x[k]), $load(&y[k]));
+                        acc[k] = _mm256_fmadd_ps(d, d, acc[k]);
+                    }
+                }
+                let (a8, a_tail) = a_rest.as_chunks::<8>();
+                let (b8, b_tail) = b_rest.as_chunks::<8>();
+                for (k, (x, y)) in a8.iter().zip(b8).enumerate() {
+                    let d = _mm256_sub_ps($load(x), $load(y));
+                    acc[k] = _mm256_fmadd_ps(d, d, acc[k]);
+                }
+                if !a_tail.is_empty() {
+                    let d = _mm256_sub_ps($load(&pad(a_tail)), $load(&pad(b_tail)));
+                    acc[3] = _mm256_fmadd_ps(d, d, acc[3]);
+                }
+                hsum4_ps(acc)
+            }
+
+            /// # Safety
+            /// The CPU must support AVX2, FMA and F16C.
+            #[target_feature(enable = "avx2,fma,f16c")]
+            unsafe fn $dot(a: &[$t], b: &[$t]) -> f32 {
+                let (a32, a_rest) = a.as_chunks::<32>();
+                let (b32, b_rest) = b.as_chunks::<32>();
+                let mut acc = [_mm256_setzero_ps(); 4];
+                for (x, y) in a32.iter().zip(b32) {
+                    let (x, y) = (x.as_chunks::<8>().0, y.as_chunks::<8>().0);
+                    for k in 0..4 {
+                        acc[k] = _mm256_fmadd_ps($load(&x[k]), $load(&y[k]), acc[k]);
+                    }
+                }
+                let (a8, a_tail) = a_rest.as_chunks::<8>();
+                let (b8, b_tail) = b_rest.as_chunks::<8>();
+                for (k, (x, y)) in a8.iter().zip(b8).enumerate() {
+                    acc[k] = _mm256_fmadd_ps($load(x), $load(y), acc[k]);
+                }
+                if !a_tail.is_empty() {
+                    let (x, y) = ($load(&pad(a_tail)), $load(&pad(b_tail)));
+                    acc[3] = _mm256_fmadd_ps(x, y, acc[3]);
+                }
+                hsum4_ps(acc)
+            }
+
+            /// One pass: dot, |a|^2 and |b|^2 together.
+            ///
+            /// # Safety
+            /// The CPU must support AVX2, FMA and F16C.
+            #[target_feature(enable = "avx2,fma,f16c")]
+            unsafe fn $cos(a: &[$t], b: &[$t]) -> f32 {
+                let (a32, a_rest) = a.as_chunks::<32>();
+                let (b32, b_rest) = b.as_chunks::<32>();
+                let mut d = [_mm256_setzero_ps(); 4];
+                let mut na = [_mm256_setzero_ps(); 4];
+                let mut nb = [_mm256_setzero_ps(); 4];
+                for (x, y) in a32.iter().zip(b32) {
+                    let (x, y) = (x.as_chunks::<8>().0, y.as_chunks::<8>().0);
+                    for k in 0..4 {
+                        let (x, y) = ($load(&x[k]), $load(&y[k]));
+                        d[k] = _mm256_fmadd_ps(x, y, d[k]);
+                        na[k] = _mm256_fmadd_ps(x, x, na[k]);
+                        nb[k] = _mm256_fmadd_ps(y, y, nb[k]);
+                    }
+                }
+                let (a8, a_tail) = a_rest.as_chunks::<8>();
+                let (b8, b_tail) = b_rest.as_chunks::<8>();
+                for (k, (x, y)) in a8.iter().zip(b8).enumerate() {
+                    let (x, y) = ($load(x), $load(y));
+                    d[k] = _mm256_fmadd_ps(x, y, d[k]);
+                    na[k] = _mm256_fmadd_ps(x, x, na[k]);
+                    nb[k] = _mm256_fmadd_ps(y, y, nb[k]);
+                }
+                if !a_tail.is_empty() {
+                    let (x, y) = ($load(&pad(a_tail)), $load(&pad(b_tail)));
+                    d[3] = _mm256_fmadd_ps(x, y, d[3]);
+                    na[3] = _mm256_fmadd_ps(x, x, na[3]);
+                    nb[3] = _mm256_fmadd_ps(y, y, nb[3]);
+                }
+                cosine_from_parts(hsum4_ps(d), hsum4_ps(na), hsum4_ps(nb))
+            }
+        };
+    }
+
+    /// Exact integer kernels over a byte type that `$widen` turns into 16
+    /// `i16` lanes.
+    macro_rules! int_kernels {
+        ($t:ty, $widen:ident, $l2:ident, $dot:ident, $cos:ident) => {
+            /// # Safety
+            /// The CPU must support AVX2, FMA and F16C.
+            #[target_feature(enable = "avx2,fma,f16c")]
+            unsafe fn $l2(a: &[$t], b: &[$t]) -> f32 {
+                let mut total = 0i64;
+                for (a, b) in a.chunks(INT_BLOCK).zip(b.chunks(INT_BLOCK)) {
+                    let (a16, a_tail) = a.as_chunks::<16>();
+                    let (b16, b_tail) = b.as_chunks::<16>();
+                    let mut acc = _mm256_setzero_si256();
+                    for (x, y) in a16.iter().zip(b16) {
+                        let d = _mm256_sub_epi16($widen(x), $widen(y));
+                        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(d, d));
+                    }
+                    if !a_tail.is_empty() {
+                        let d = _mm256_sub_epi16($widen(&pad(a_tail)), $widen(&pad(b_tail)));
+                        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(d, d));
+                    }
+                    total += i64::from(hsum_epi32(acc));
+                }
+                // Same rounding as the scalar `u64`/`i64 as f32`.
+                total as f32
+            }
+
+            /// # Safety
+            /// The CPU must support AVX2, FMA and F16C.
+            #[target_feature(enable = "avx2,fma,f16c")]
+            unsafe fn $dot(a: &[$t], b: &[$t]) -> f32 {
+                let mut total = 0i64;
+                for (a, b) in a.chunks(INT_BLOCK).zip(b.chunks(INT_BLOCK)) {
+                    let (a16, a_tail) = a.as_chunks::<16>();
+                    let (b16, b_tail) = b.as_chunks::<16>();
+                    let mut acc = _mm256_setzero_si256();
+                    for (x, y) in a16.iter().zip(b16) {
+                        acc = _mm256_add_epi32(acc, _mm256_madd_epi16($widen(x), $widen(y)));
+                    }
+                    if !a_tail.is_empty() {
+                        let (x, y) = ($widen(&pad(a_tail)), $widen(&pad(b_tail)));
+                        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(x, y));
+                    }
+                    total += i64::from(hsum_epi32(acc));
+                }
+                total as f32
+            }
+
+            /// One pass: dot, |a|^2 and |b|^2 together.
+            ///
+            /// # Safety
+            /// The CPU must support AVX2, FMA and F16C.
+            #[target_feature(enable = "avx2,fma,f16c")]
+            unsafe fn $cos(a: &[$t], b: &[$t]) -> f32 {
+                let (mut d, mut na, mut nb) = (0i64, 0i64, 0i64);
+                for (a, b) in a.chunks(INT_BLOCK).zip(b.chunks(INT_BLOCK)) {
+                    let (a16, a_tail) = a.as_chunks::<16>();
+                    let (b16, b_tail) = b.as_chunks::<16>();
+                    let mut dv = _mm256_setzero_si256();
+                    let mut nav = _mm256_setzero_si256();
+                    let mut nbv = _mm256_setzero_si256();
+                    for (x, y) in a16.iter().zip(b16) {
+                        let (x, y) = ($widen(x), $widen(y));
+                        dv = _mm256_add_epi32(dv, _mm256_madd_epi16(x, y));
+                        nav = _mm256_add_epi32(nav, _mm256_madd_epi16(x, x));
+                        nbv = _mm256_add_epi32(nbv, _mm256_madd_epi16(y, y));
+                    }
+                    if !a_tail.is_empty() {
+                        let (x, y) = ($widen(&pad(a_tail)), $widen(&pad(b_tail)));
+                        dv = _mm256_add_epi32(dv, _mm256_madd_epi16(x, y));
+                        nav = _mm256_add_epi32(nav, _mm256_madd_epi16(x, x));
+                        nbv = _mm256_add_epi32(nbv, _mm256_madd_epi16(y, y));
+                    }
+                    d += i64::from(hsum_epi32(dv));
+                    na += i64::from(hsum_epi32(nav));
+                    nb += i64::from(hsum_epi32(nbv));
+                }
+                cosine_from_parts(d as f32, na as f32, nb as f32)
+            }
+        };
+    }
+
+    float_kernels!(f32, load_f32, l2_f32_inner, dot_f32_inner, cos_f32_inner);
+    float_kernels!(f16, load_f16, l2_f16_inner, dot_f16_inner, cos_f16_inner);
+    int_kernels!(u8, widen_u8, l2_u8_inner, dot_u8_inner, cos_u8_inner);
+    int_kernels!(i8, widen_i8, l2_i8_inner, dot_i8_inner, cos_i8_inner);
+
+    safe_wrappers!(super::avx2_detected, "AVX2+FMA+F16C";
+        l2_f32 => l2_f32_inner: f32,
+        dot_f32 => dot_f32_inner: f32,
+        cos_f32 => cos_f32_inner: f32,
+        l2_f16 => l2_f16_inner: f16,
+        dot_f16 => dot_f16_inner: f16,
+        cos_f16 => cos_f16_inner: f16,
+        l2_u8 => l2_u8_inner: u8,
+        dot_u8 => dot_u8_inner: u8,
+        cos_u8 => cos_u8_inner: u8,
+        l2_i8 => l2_i8_inner: i8,
+        dot_i8 => dot_i8_inner: i8,
+        cos_i8 => cos_i8_inner: i8,
+    );
+}
+
+/// AVX-512F + AVX-512BW kernels: 16 `f32` lanes, 4 accumulators for the
+/// float kernels, 32 widened integers per step for the integer kernels, and
+/// masked loads for the tails.
+pub(super) mod avx512 {
+    use super::*;
+
+    /// `n` low bits set; `n` is clamped to the mask width, so a mask built
+    /// from it never covers more than `n` elements.
+    #[inline(always)]
+    fn low_bits(n: usize, width: u32) -> u64 {
+        let n = n.min(width as usize) as u32;
+        if n >= 64 { u64::MAX } else { (1u64 << n) - 1 }
+    }
+
+    /// Loads 16 `f32`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    fn load_f32(x: &[f32; 16]) -> __m512 {
+        // SAFETY: `x` is 64 readable bytes; `loadu` has no alignment needs.
+        unsafe { _mm512_loadu_ps(x.as_ptr()) }
+    }
+
+    /// Loads the first `min(x.len(), 16)` `f32`, zeros in the other lanes.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    fn load_f32_tail(x: &[f32]) -> __m512 {
+        let k = low_bits(x.len(), 16) as __mmask16;
+        // SAFETY: the mask enables only the first `min(len, 16)` lanes, all
+        // inside `x`; masked-off lanes are not read (fault suppression).
+        unsafe { _mm512_maskz_loadu_ps(k, x.as_ptr()) }
+    }
+
+    /// Loads 16 `f16` and converts them to `f32` (exact).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    fn load_f16(x: &[f16; 16]) -> __m512 {
+        // SAFETY: `x` is 32 readable bytes; `loadu` has no alignment needs.
+        let h = unsafe { _mm256_loadu_si256(x.as_ptr().cast()) };
+        _mm512_cvtph_ps(h)
+    }
+
+    /// Loads the first `min(x.len(), 16)` `f16` as `f32`, zeros elsewhere.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    fn load_f16_tail(x: &[f16]) -> __m512 {
+        let k = low_bits(x.len(), 16) as __mmask32;
+        // SAFETY: the mask enables only the first `min(len, 16)` 16-bit lanes,
+        // all inside `x`; masked-off lanes are not read (fault suppression).
+        let h = unsafe { _mm512_maskz_loadu_epi16(k, x.as_ptr().cast()) };
+        _mm512_cvtph_ps(_mm512_castsi512_si256(h))
+    }
+
+    /// Loads 32 `u8` and zero-extends them to `i16`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    fn widen_u8(x: &[u8; 32]) -> __m512i {
+        // SAFETY: `x` is 32 readable bytes; `loadu` has no alignment needs.
+        let v = unsafe { _mm256_loadu_si256(x.as_ptr().cast()) };
+        _mm512_cvtepu8_epi16(v)
+    }
+
+    /// Loads the first `min(x.len(), 32)` `u8` as `i16`, zeros elsewhere.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    fn widen_u8_tail(x: &[u8]) -> __m512i {
+        let k = low_bits(x.len(), 32) as __mmask64;
+        // SAFETY: the mask enables only the first `min(len, 32)` bytes, all
+        // inside `x`; masked-off bytes are not read (fault suppression).
+        let v = unsafe { _mm512_maskz_loadu_epi8(k, x.as_ptr().cast()) };
+        _mm512_cvtepu8_epi16(_mm512_castsi512_si256(v))
+    }
+
+    /// Loads 32 `i8` and sign-extends them to `i16`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    fn widen_i8(x: &[i8; 32]) -> __m512i {
+        // SAFETY: `x` is 32 readable bytes; `loadu` has no alignment needs.
+        let v = unsafe { _mm256_loadu_si256(x.as_ptr().cast()) };
+        _mm512_cvtepi8_epi16(v)
+    }
+
+    /// Loads the first `min(x.len(), 32)` `i8` as `i16`, zeros elsewhere.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    fn widen_i8_tail(x: &[i8]) -> __m512i {
+        let k = low_bits(x.len(), 32) as __mmask64;
+        // SAFETY: the mask enables only the first `min(len, 32)` bytes, all
+        // inside `x`; masked-off bytes are not read (fault suppression).
+        let v = unsafe { _mm512_maskz_loadu_epi8(k, x.as_ptr()) };
+        _mm512_cvtepi8_epi16(_mm512_castsi512_si256(v))
+    }
+
+    /// The sum of 4 accumulators of 16 `f32` lanes.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    fn hsum4_ps(acc: [__m512; 4]) -> f32 {
+        _mm512_reduce_add_ps(_mm512_add_ps(
+            _mm512_add_ps(acc[0], acc[1]),
+            _mm512_add_ps(acc[2], acc[3]),
+        ))
+    }
+
+    /// Float kernels over a type that `$load` turns into 16 `f32` lanes.
+    macro_rules! float_kernels {
+        ($t:ty, $load:ident, $load_tail:ident, $l2:ident, $dot:ident, $cos:ident) => {
+            /// # Safety
+            /// The CPU must support AVX-512F and AVX-512BW.
+            #[target_feature(enable = "avx512f,avx512bw")]
+            unsafe fn $l2(a: &[$t], b: &[$t]) -> f32 {
+                let (a64, a_rest) = a.as_chunks::<64>();
+                let (b64, b_rest) = b.as_chunks::<64>();
+                let mut acc = [_mm512_setzero_ps(); 4];
+                for (x, y) in a64.iter().zip(b64) {
+                    let (x, y) = (x.as_chunks::<16>().0, y.as_chunks::<16>().0);
+                    for k in 0..4 {
+                        let d = _mm512_sub_ps($load(&x[k]), $load(&y[k]));
+                        acc[k] = _mm512_fmadd_ps(d, d, acc[k]);
+                    }
+                }
+                let (a16, a_tail) = a_rest.as_chunks::<16>();
+                let (b16, b_tail) = b_rest.as_chunks::<16>();
+                for (k, (x, y)) in a16.iter().zip(b16).enumerate() {
+                    let d = _mm512_sub_ps($load(x), $load(y));
+                    acc[k] = _mm512_fmadd_ps(d, d, acc[k]);
+                }
+                if !a_tail.is_empty() {
+                    let d = _mm512_sub_ps($load_tail(a_tail), $load_tail(b_tail));
+                    acc[3] = _mm512_fmadd_ps(d, d, acc[3]);
+                }
+                hsum4_ps(acc)
+            }
+
+            /// # Safety
+            /// The CPU must support AVX-512F and AVX-512BW.
+            #[target_feature(enable = "avx512f,avx512bw")]
+            unsafe fn $dot(a: &[$t], b: &[$t]) -> f32 {
+                let (a64, a_rest) = a.as_chunks::<64>();
+                let (b64, b_rest) = b.as_chunks::<64>();
+                let mut acc = [_mm512_setzero_ps(); 4];
+                for (x, y) in a64.iter().zip(b64) {
+                    let (x, y) = (x.as_chunks::<16>().0, y.as_chunks::<16>().0);
+                    for k in 0..4 {
+                        acc[k] = _mm512_fmadd_ps($load(&x[k]), $load(&y[k]), acc[k]);
+                    }
+                }
+                let (a16, a_tail) = a_rest.as_chunks::<16>();
+                let (b16, b_tail) = b_rest.as_chunks::<16>();
+                for (k, (x, y)) in a16.iter().zip(b16).enumerate() {
+                    acc[k] = _mm512_fmadd_ps($load(x), $load(y), acc[k]);
+                }
+                if !a_tail.is_empty() {
+                    let (x, y) = ($load_tail(a_tail), $load_tail(b_tail));
+                    acc[3] = _mm512_fmadd_ps(x, y, acc[3]);
+                }
+                hsum4_ps(acc)
+            }
+
+            /// One pass: dot, |a|^2 and |b|^2 together.
+            ///
+            /// # Safety
+            /// The CPU must support AVX-512F and AVX-512BW.
+            #[target_feature(enable = "avx512f,avx512bw")]
+            unsafe fn $cos(a: &[$t], b: &[$t]) -> f32 {
+                let (a64, a_rest) = a.as_chunks::<64>();
+                let (b64, b_rest) = b.as_chunks::<64>();
+                let mut d = [_mm512_setzero_ps(); 4];
+                let mut na = [_mm512_setzero_ps(); 4];
+                let mut nb = [_mm512_setzero_ps(); 4];
+                for (x, y) in a64.iter().zip(b64) {
+                    let (x, y) = (x.as_chunks::<16>().0, y.as_chunks::<16>().0);
+                    for k in 0..4 {
+                        let (x, y) = ($load(&x[k]), $load(&y[k]));
+                        d[k] = _mm512_fmadd_ps(x, y, d[k]);
+                        na[k] = _mm512_fmadd_ps(x, x, na[k]);
+                        nb[k] = _mm512_fmadd_ps(y, y, nb[k]);
+                    }
+                }
+                let (a16, a_tail) = a_rest.as_chunks::<16>();
+                let (b16, b_tail) = b_rest.as_chunks::<16>();
+                for (k, (x, y)) in a16.iter().zip(b16).enumerate() {
+                    let (x, y) = ($load(x), $load(y));
+                    d[k] = _mm512_fmadd_ps(x, y, d[k]);
+                    na[k] = _mm512_fmadd_ps(x, x, na[k]);
+                    nb[k] = _mm512_fmadd_ps(y, y, nb[k]);
+                }
+                if !a_tail.is_empty() {
+                    let (x, y) = ($load_tail(a_tail), $load_tail(b_tail));
+                    d[3] = _mm512_fmadd_ps(x, y, d[3]);
+                    na[3] = _mm512_fmadd_ps(x, x, na[3]);
+                    nb[3] = _mm512_fmadd_ps(y, y, nb[3]);
+                }
+                cosine_from_parts(hsum4_ps(d), hsum4_ps(na), hsum4_ps(nb))
+            }
+        };
+    }
+
+    /// Exact integer kernels over a byte type that `$widen` turns into 32
+    /// `i16` lanes.
+    macro_rules! int_kernels {
+        ($t:ty, $widen:ident, $widen_tail:ident, $l2:ident, $dot:ident, $cos:ident) => {
+            /// # Safety
+            /// The CPU must support AVX-512F and AVX-512BW.
+            #[target_feature(enable = "avx512f,avx512bw")]
+            unsafe fn $l2(a: &[$t], b: &[$t]) -> f32 {
+                let mut total = 0i64;
+                for (a, b) in a.chunks(INT_BLOCK).zip(b.chunks(INT_BLOCK)) {
+                    let (a32, a_tail) = a.as_chunks::<32>();
+                    let (b32, b_tail) = b.as_chunks::<32>();
+                    let mut acc = _mm512_setzero_si512();
+                    for (x, y) in a32.iter().zip(b32) {
+                        let d = _mm512_sub_epi16($widen(x), $widen(y));
+                        acc = _mm512_add_epi32(acc, _mm512_madd_epi16(d, d));
+                    }
+                    if !a_tail.is_empty() {
+                        let d = _mm512_sub_epi16($widen_tail(a_tail), $widen_tail(b_tail));
+                        acc = _mm512_add_epi32(acc, _mm512_madd_epi16(d, d));
+                    }
+                    total += i64::from(_mm512_reduce_add_epi32(acc));
+                }
+                // Same rounding as the scalar `u64`/`i64 as f32`.
+                total as f32
+            }
+
+            /// # Safety
+            /// The CPU must support AVX-512F and AVX-512BW.
+            #[target_feature(enable = "avx512f,avx512bw")]
+            unsafe fn $dot(a: &[$t], b: &[$t]) -> f32 {
+                let mut total = 0i64;
+                for (a, b) in a.chunks(INT_BLOCK).zip(b.chunks(INT_BLOCK)) {
+                    let (a32, a_tail) = a.as_chunks::<32>();
+                    let (b32, b_tail) = b.as_chunks::<32>();
+                    let mut acc = _mm512_setzero_si512();
+                    for (x, y) in a32.iter().zip(b32) {
+                        acc = _mm512_add_epi32(acc, _mm512_madd_epi16($widen(x), $widen(y)));
+                    }
+                    if !a_tail.is_empty() {
+                        let (x, y) = ($widen_tail(a_tail), $widen_tail(b_tail));
+                        acc = _mm512_add_epi32(acc, _mm512_madd_epi16(x, y));
+                    }
+                    total += i64::from(_mm512_reduce_add_epi32(acc));
+                }
+                total as f32
+            }
+
+            /// One pass: dot, |a|^2 and |b|^2 together.
+            ///
+            /// # Safety
+            /// The CPU must support AVX-512F and AVX-512BW.
+            #[target_feature(enable = "avx512f,avx512bw")]
+            unsafe fn $cos(a: &[$t], b: &[$t]) -> f32 {
+                let (mut d, mut na, mut nb) = (0i64, 0i64, 0i64);
+                for (a, b) in a.chunks(INT_BLOCK).zip(b.chunks(INT_BLOCK)) {
+                    let (a32, a_tail) = a.as_chunks::<32>();
+                    let (b32, b_tail) = b.as_chunks::<32>();
+                    let mut dv = _mm512_setzero_si512();
+                    let mut nav = _mm512_setzero_si512();
+                    let mut nbv = _mm512_setzero_si512();
+                    for (x, y) in a32.iter().zip(b32) {
+                        let (x, y) = ($widen(x), $widen(y));
+                        dv = _mm512_add_epi32(dv, _mm512_madd_epi16(x, y));
+                        nav = _mm512_add_epi32(nav, _mm512_madd_epi16(x, x));
+                        nbv = _mm512_add_epi32(nbv, _mm512_madd_epi16(y, y));
+                    }
+                    if !a_tail.is_empty() {
+                        let (x, y) = ($widen_tail(a_tail), $widen_tail(b_tail));
+                        dv = _mm512_add_epi32(dv, _mm512_madd_epi16(x, y));
+                        nav = _mm512_add_epi32(nav, _mm512_madd_epi16(x, x));
+                        nbv = _mm512_add_epi32(nbv, _mm512_madd_epi16(y, y));
+                    }
+                    d += i64::from(_mm512_reduce_add_epi32(dv));
+                    na += i64::from(_mm512_reduce_add_epi32(nav));
+                    nb += i64::from(_mm512_reduce_add_epi32(nbv));
+                }
+                cosine_from_parts(d as f32, na as f32, nb as f32)
+            }
+        };
+    }
+
+    float_kernels!(
+        f32,
+        load_f32,
+        load_f32_tail,
+        l2_f32_inner,
+        dot_f32_inner,
+        cos_f32_inner
+    );
+    float_kernels!(
+        f16,
+        load_f16,
+        load_f16_tail,
+        l2_f16_inner,
+        dot_f16_inner,
+        cos_f16_inner
+    );
+    int_kernels!(
+        u8,
+        widen_u8,
+        widen_u8_tail,
+        l2_u8_inner,
+        dot_u8_inner,
+        cos_u8_inner
+    );
+    int_kernels!(
+        i8,
+        widen_i8,
+        widen_i8_tail,
+        l2_i8_inner,
+        dot_i8_inner,
+        cos_i8_inner
+    );
+
+    safe_wrappers!(super::avx512_detected, "AVX-512F+AVX-512BW";
+        l2_f32 => l2_f32_inner: f32,
+        dot_f32 => dot_f32_inner: f32,
+        cos_f32 => cos_f32_inner: f32,
+        l2_f16 => l2_f16_inner: f16,
+        dot_f16 => dot_f16_inner: f16,
+        cos_f16 => cos_f16_inner: f16,
+        l2_u8 => l2_u8_inner: u8,
+        dot_u8 => dot_u8_inner: u8,
+        cos_u8 => cos_u8_inner: u8,
+        l2_i8 => l2_i8_inner: i8,
+        dot_i8 => dot_i8_inner: i8,
+        cos_i8 => cos_i8_inner: i8,
+    );
+}

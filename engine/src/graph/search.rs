@@ -1,0 +1,273 @@
+//! Best-first beam search over a proximity graph, shared by the builders
+//! (on the graph under construction) and by the in-memory search used by
+//! tests and measurements.
+//!
+//! Invariant: the candidate list is sorted by `(distance, id)`, holds at
+//! most `list_size` entries and no id twice; every node is scored at most
+//! once per search. Nodes *expanded* (their neighbour lists read) are what a
+//! disk search pays a page read for, so [`SearchStats::expanded`] is the
+//! proxy for I/O.
+
+use std::collections::HashSet;
+
+use super::Graph;
+use crate::Metric;
+use crate::distance::{Element, Kernels};
+use crate::vectors::VectorSet;
+
+/// A node and its distance to the query; smaller is closer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Neighbour {
+    pub id: u32,
+    pub distance: f32,
+}
+
+impl Neighbour {
+    /// Total order: distance, then id, so that ties never depend on
+    /// insertion order.
+    #[inline]
+    pub(crate) fn key_cmp(&self, other: &Neighbour) -> std::cmp::Ordering {
+        self.distance
+            .total_cmp(&other.distance)
+            .then(self.id.cmp(&other.id))
+    }
+}
+
+/// What one search cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SearchStats {
+    /// Nodes whose neighbour lists were read: disk reads without locality.
+    pub expanded: usize,
+    /// Distances computed.
+    pub distances: usize,
+    /// Distinct pages among the expanded nodes when node `i` lives on page
+    /// `i / nodes_per_page`: disk reads with a per-query page cache. Zero
+    /// unless `nodes_per_page` was given.
+    pub pages: usize,
+}
+
+/// Parameters of one in-memory search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SearchParams {
+    /// Results wanted.
+    pub k: usize,
+    /// Candidate list size `L` (raised to `k` if smaller).
+    pub list_size: usize,
+    /// Nodes per disk page for [`SearchStats::pages`]; 0 to skip counting.
+    pub nodes_per_page: usize,
+}
+
+/// Reusable per-thread search state, so that a search allocates nothing.
+#[derive(Debug, Clone, Default)]
+pub struct SearchScratch {
+    marks: Vec<u32>,
+    epoch: u32,
+    pub(crate) list: Vec<Candidate>,
+    pub(crate) buf: Vec<u32>,
+    pages: HashSet<u32>,
+}
+
+impl SearchScratch {
+    /// Scratch for graphs of up to `n` nodes (it grows on demand).
+    pub fn new(n: usize) -> Self {
+        SearchScratch {
+            marks: vec![0; n],
+            ..Default::default()
+        }
+    }
+
+    /// Starts a new search over `n` nodes: all marks cleared in O(1).
+    pub(crate) fn reset(&mut self, n: usize) {
+        if self.marks.len() < n {
+            self.marks.resize(n, 0);
+        }
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == 0 {
+            self.marks.fill(0);
+            self.epoch = 1;
+        }
+        self.list.clear();
+    }
+}
+
+impl Visited for SearchScratch {
+    #[inline]
+    fn first_visit(&mut self, id: u32) -> bool {
+        let m = &mut self.marks[id as usize];
+        if *m == self.epoch {
+            false
+        } else {
+            *m = self.epoch;
+            true
+        }
+    }
+}
+
+/// A set of nodes already scored in this search.
+pub(crate) trait Visited {
+    /// Marks `id`; true the first time.
+    fn first_visit(&mut self, id: u32) -> bool;
+}
+
+impl Visited for HashSet<u32> {
+    fn first_visit(&mut self, id: u32) -> bool {
+        self.insert(id)
+    }
+}
+
+/// Read access to out-neighbours, whoever stores them.
+pub(crate) trait Adjacency {
+    /// Appends the out-neighbours of `id` to `out` (cleared first).
+    fn neighbours_into(&self, id: u32, out: &mut Vec<u32>);
+}
+
+impl Adjacency for Graph {
+    #[inline]
+    fn neighbours_into(&self, id: u32, out: &mut Vec<u32>) {
+        out.clear();
+        out.extend_from_slice(self.neighbours(id));
+    }
+}
+
+/// An entry of the candidate list.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Candidate {
+    pub(crate) n: Neighbour,
+    pub(crate) expanded: bool,
+}
+
+/// Inserts `n` into the sorted `list` bounded by `cap`; returns the index
+/// it went to, or `None` if it was not close enough.
+#[inline]
+fn insert(list: &mut Vec<Candidate>, cap: usize, n: Neighbour) -> Option<usize> {
+    if list.len() >= cap
+        && let Some(last) = list.last()
+        && n.key_cmp(&last.n).is_ge()
+    {
+        return None;
+    }
+    let pos = list.partition_point(|c| c.n.key_cmp(&n).is_lt());
+    if list.len() >= cap {
+        list.pop();
+    }
+    list.insert(pos, Candidate { n, expanded: false });
+    Some(pos)
+}
+
+/// Best-first search: repeatedly expands the closest unexpanded candidate
+/// until all of the `list_size` closest are expanded. Entries must be
+/// unvisited node ids. `on_expand` sees every expanded node with its
+/// distance, in expansion order. Returns the number of distances computed;
+/// the result is left in `list`.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "internal kernel shared by builders and search"
+)]
+pub(crate) fn search_core<A: Adjacency + ?Sized, Vis: Visited>(
+    adjacency: &A,
+    entries: &[u32],
+    list_size: usize,
+    distance: &mut impl FnMut(u32) -> f32,
+    visited: &mut Vis,
+    list: &mut Vec<Candidate>,
+    buf: &mut Vec<u32>,
+    on_expand: &mut impl FnMut(Neighbour),
+) -> usize {
+    let cap = list_size.max(1);
+    let mut computed = 0;
+    list.clear();
+    for &e in entries {
+        if visited.first_visit(e) {
+            computed += 1;
+            insert(
+                list,
+                cap,
+                Neighbour {
+                    id: e,
+                    distance: distance(e),
+                },
+            );
+        }
+    }
+    let mut cursor = 0;
+    while cursor < list.len() {
+        let current = &mut list[cursor];
+        current.expanded = true;
+        let node = current.n;
+        on_expand(node);
+        adjacency.neighbours_into(node.id, buf);
+        let mut next = cursor + 1;
+        for &v in buf.iter() {
+            if !visited.first_visit(v) {
+                continue;
+            }
+            computed += 1;
+            let d = distance(v);
+            if let Some(pos) = insert(list, cap, Neighbour { id: v, distance: d })
+                && pos < next
+            {
+                next = pos;
+            }
+        }
+        // Everything before `cursor` was expanded and the list changed only
+        // at or after `next` (<= cursor + 1): resume from there.
+        cursor = next;
+        while cursor < list.len() && list[cursor].expanded {
+            cursor += 1;
+        }
+    }
+    computed
+}
+
+/// Searches `graph` for the `k` nodes closest to `query`, starting from
+/// `entries` (or the graph's entry if empty), with exact distances over
+/// `vectors`. Returns the results, closest first, and the search's cost.
+pub fn beam_search<T: Element, V: VectorSet<T> + ?Sized>(
+    graph: &Graph,
+    vectors: &V,
+    metric: Metric,
+    query: &[T],
+    entries: &[u32],
+    params: &SearchParams,
+    scratch: &mut SearchScratch,
+) -> (Vec<Neighbour>, SearchStats) {
+    let mut stats = SearchStats::default();
+    if graph.is_empty() {
+        return (Vec::new(), stats);
+    }
+    let kernels = Kernels::<T>::best();
+    let default_entry = [graph.entry()];
+    let entries = if entries.is_empty() {
+        &default_entry[..]
+    } else {
+        entries
+    };
+    scratch.reset(graph.len());
+    let mut list = std::mem::take(&mut scratch.list);
+    let mut buf = std::mem::take(&mut scratch.buf);
+    let mut pages = std::mem::take(&mut scratch.pages);
+    pages.clear();
+    let npp = params.nodes_per_page;
+    let mut dist = |id: u32| kernels.distance(metric, query, vectors.get(id as usize));
+    stats.distances = search_core(
+        graph,
+        entries,
+        params.list_size.max(params.k),
+        &mut dist,
+        scratch,
+        &mut list,
+        &mut buf,
+        &mut |n: Neighbour| {
+            stats.expanded += 1;
+            if npp > 0 {
+                pages.insert(n.id / npp as u32);
+            }
+        },
+    );
+    stats.pages = pages.len();
+    let out = list.iter().take(params.k).map(|c| c.n).collect();
+    scratch.list = list;
+    scratch.buf = buf;
+    scratch.pages = pages;
+    (out, stats)
+}

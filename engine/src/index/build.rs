@@ -1,0 +1,530 @@
+//! Building a segment from a vector file: the offline pipeline behind
+//! `omen-build`.
+//!
+//! Phases: validate the input, train the quantizer on a sample, build the
+//! base graph within the memory budget (sharded when it must be), build the
+//! upper layers, reorder nodes so that graph neighbours share pages, encode
+//! every vector, and write the segment (to a temporary name, renamed into
+//! place once complete and fsynced).
+//!
+//! Memory: the input is read with `pread`, never mapped, so its pages stay
+//! in the reclaimable page cache. What the build holds is the final graph,
+//! the codes and the permutation, `n * (4R + 2 + code_len + 12)` bytes, plus
+//! whatever the sharded graph build is allowed: the rest of the budget.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use omen_format::Metric;
+use omen_format::dataset::{DatasetElement, RowReader};
+use omen_format::segment::layout::{INDEX_VERSION, IndexHeader, PAGE_PAYLOAD};
+use omen_format::segment::{Encoding, SectionKind, SegmentHeader, SegmentWriter};
+use rayon::prelude::*;
+use zerocopy::{FromZeros, IntoBytes};
+
+use super::node::NodeLayout;
+use crate::graph::upper::level_of;
+use crate::graph::{
+    BuildParams, Builder, Graph, ShardedParams, UpperLayers, UpperParams, VectorSource,
+    block_order, build_sharded, connect_unreachable, same_page_fraction,
+};
+use crate::quant::{Quantizer, QuantizerKind};
+use crate::vectors::{FlatVectors, VectorSet, Widen};
+use crate::{EngineError, Result};
+
+/// What `omen-build` can tune.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// Base-graph builder.
+    pub builder: Builder,
+    /// `R`: maximum degree of the base layer.
+    pub max_degree: usize,
+    /// `L`: candidate list size while building.
+    pub list_size: usize,
+    /// Vamana's pruning relaxation.
+    pub alpha: f32,
+    /// The in-RAM code.
+    pub code: QuantizerKind,
+    /// Degree (and level base) of the upper layers.
+    pub upper_degree: usize,
+    /// Bytes of RAM the build may use.
+    pub memory_budget: usize,
+    /// Where shard files go (default: beside the output).
+    pub temp_dir: Option<PathBuf>,
+    /// Most rows the quantizer trains on.
+    pub training_sample: usize,
+    /// Seed of every random choice; the same seed gives the same segment
+    /// (but for the UUID and creation time).
+    pub seed: u64,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            builder: Builder::Vamana,
+            max_degree: 64,
+            list_size: 100,
+            alpha: 1.2,
+            code: QuantizerKind::RaBitQ {
+                bits: 1,
+                centroids: 256,
+            },
+            upper_degree: 32,
+            memory_budget: 4 << 30,
+            temp_dir: None,
+            training_sample: 100_000,
+            seed: 42,
+        }
+    }
+}
+
+/// The phases of a build, for progress reporting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuildPhase {
+    Validate,
+    TrainCodes,
+    Graph,
+    UpperLayers,
+    Reorder,
+    Encode,
+    Write,
+}
+
+impl BuildPhase {
+    /// A short label for progress bars.
+    pub fn label(self) -> &'static str {
+        match self {
+            BuildPhase::Validate => "validate input",
+            BuildPhase::TrainCodes => "train quantizer",
+            BuildPhase::Graph => "build graph",
+            BuildPhase::UpperLayers => "upper layers",
+            BuildPhase::Reorder => "reorder pages",
+            BuildPhase::Encode => "encode vectors",
+            BuildPhase::Write => "write segment",
+        }
+    }
+}
+
+/// What a build did.
+#[derive(Debug, Clone)]
+pub struct BuildReport {
+    pub vectors: u64,
+    pub dimension: usize,
+    pub shards: usize,
+    pub mean_degree: f64,
+    /// Fraction of edges whose ends share a page, after reordering.
+    pub same_page_fraction: f64,
+    pub nodes_per_page: usize,
+    pub code_len: usize,
+    /// RAM a search holds per vector: codes, upper layers, quantizer model.
+    pub ram_bytes_per_vector: f64,
+    pub file_bytes: u64,
+    /// Seconds per phase, in order.
+    pub phase_seconds: Vec<(BuildPhase, f64)>,
+}
+
+/// Progress callback: `(phase, done, total)`.
+pub type Progress<'a> = dyn Fn(BuildPhase, u64, u64) + Sync + 'a;
+
+/// Rows read per block in sequential passes.
+const BLOCK_ROWS: usize = 8192;
+
+/// Builds a segment at `out` from the rows `input` reads.
+pub fn build_segment<T: Widen + DatasetElement>(
+    input: &RowReader<T>,
+    metric: Metric,
+    out: &Path,
+    options: &BuildOptions,
+    progress: &Progress<'_>,
+) -> Result<BuildReport> {
+    let n = input.len();
+    let dim = input.dim();
+    let element_type = T::ELEMENT_TYPE.ok_or_else(|| {
+        EngineError::InvalidArgument(format!(
+            "{}: i32 files hold ids, not vectors",
+            input.path().display()
+        ))
+    })?;
+    if n == 0 || u32::try_from(n).map_or(true, |n| n == u32::MAX) {
+        return Err(EngineError::InvalidArgument(format!(
+            "{}: a segment holds 1..{} vectors, the input has {n}",
+            input.path().display(),
+            u32::MAX
+        )));
+    }
+    let r = options.max_degree;
+    let mut timer = PhaseTimer::default();
+
+    // 1. Every row is finite (RowReader checks as it reads).
+    timer.start(BuildPhase::Validate);
+    sequential_pass(input, BuildPhase::Validate, progress, |_, _| Ok(()))?;
+
+    // 2. The quantizer, trained on an evenly spaced sample.
+    timer.start(BuildPhase::TrainCodes);
+    let sample_ids: Vec<usize> = evenly_spaced(n, options.training_sample.max(1));
+    let sample = read_widened(input, &sample_ids)?;
+    let quantizer = Quantizer::train(options.code, flat(&sample, dim)?, metric, options.seed)?;
+    let code_len = quantizer.code_len();
+    progress(BuildPhase::TrainCodes, 1, 1);
+    drop(sample);
+
+    // 3. The base graph, within what the budget leaves after the index.
+    timer.start(BuildPhase::Graph);
+    let resident = n.saturating_mul(4 * r + 2 + code_len + 12);
+    let graph_budget = options.memory_budget.checked_sub(resident).ok_or_else(|| {
+        EngineError::InvalidArgument(format!(
+            "a memory budget of {} MiB is too small: the index of {n} vectors alone needs {} MiB",
+            options.memory_budget >> 20,
+            resident >> 20
+        ))
+    })?;
+    let build = BuildParams {
+        builder: options.builder,
+        alpha: options.alpha,
+        seed: options.seed,
+        ..BuildParams::vamana(r, options.list_size)
+    };
+    let temp_dir = options
+        .temp_dir
+        .clone()
+        .or_else(|| out.parent().map(Path::to_path_buf))
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."));
+    let sharded = ShardedParams::new(build, graph_budget, temp_dir);
+    let mut graph = Graph::new(n, r)?;
+    let summary = build_sharded(
+        &Rows(input),
+        metric,
+        &sharded,
+        &|done, total| progress(BuildPhase::Graph, done, total),
+        &mut |id, list| {
+            graph.set_neighbours(id, list);
+            Ok(())
+        },
+    )?;
+    graph.set_entry(summary.entry);
+    if metric != Metric::InnerProduct {
+        // Under inner product unreachable nodes are legitimate (routing
+        // climbs towards large norms) and forcing edges hurts recall.
+        connect_unreachable(&mut graph);
+    }
+
+    // 4. Upper layers over the nodes whose HNSW level is at least 1.
+    timer.start(BuildPhase::UpperLayers);
+    let upper_params = UpperParams {
+        seed: options.seed ^ 0x0550_0E4E,
+        ..UpperParams::new(options.upper_degree)
+    };
+    let tall = SparseRows::read(input, |id| {
+        level_of(id, upper_params.max_degree, upper_params.seed) >= 1
+    })?;
+    let upper = UpperLayers::build(&tall, metric, &upper_params)?;
+    drop(tall);
+    progress(BuildPhase::UpperLayers, 1, 1);
+
+    // 5. Pack graph neighbours into the same pages.
+    timer.start(BuildPhase::Reorder);
+    let layout = NodeLayout::new(element_type, dim, r);
+    let nodes_per_page = (PAGE_PAYLOAD / layout.record_len()).max(1);
+    let perm = block_order(&graph, nodes_per_page);
+    let graph = graph.relabel(&perm);
+    let upper = upper.relabel(&perm);
+    let locality = same_page_fraction(&graph, nodes_per_page);
+    progress(BuildPhase::Reorder, 1, 1);
+
+    // 6. Codes, in the new order.
+    timer.start(BuildPhase::Encode);
+    let mut codes = vec![0u8; n * code_len];
+    let done = std::sync::atomic::AtomicU64::new(0);
+    codes
+        .par_chunks_mut(BLOCK_ROWS * code_len)
+        .enumerate()
+        .try_for_each(|(b, block)| -> Result<()> {
+            let first = b * BLOCK_ROWS;
+            let ids: Vec<usize> = (first..first + block.len() / code_len)
+                .map(|new| perm.new_to_old[new] as usize)
+                .collect();
+            let rows = read_widened(input, &ids)?;
+            for (code, row) in block.chunks_exact_mut(code_len).zip(rows.chunks_exact(dim)) {
+                quantizer.encode(row, code);
+            }
+            let d = done.fetch_add(ids.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            progress(BuildPhase::Encode, d + ids.len() as u64, n as u64);
+            Ok(())
+        })?;
+
+    // 7. The segment.
+    timer.start(BuildPhase::Write);
+    let mut header = SegmentHeader::new(element_type, metric, dim as u32, n as u64);
+    header.created_unix_micros = header.created_unix_micros.max(1);
+    let mut writer = SegmentWriter::create(out, header)?;
+    let mut meta = BTreeMap::new();
+    meta.insert(
+        "writer".to_string(),
+        format!("omen-build {}", env!("CARGO_PKG_VERSION")),
+    );
+    meta.insert("source".to_string(), input.path().display().to_string());
+    meta.insert(
+        "build.builder".to_string(),
+        format!("{:?}", options.builder),
+    );
+    meta.insert("build.r".to_string(), r.to_string());
+    meta.insert("build.l".to_string(), options.list_size.to_string());
+    meta.insert("build.alpha".to_string(), options.alpha.to_string());
+    meta.insert("build.code".to_string(), options.code.to_string());
+    meta.insert("build.shards".to_string(), summary.shards.to_string());
+    meta.insert("build.seed".to_string(), options.seed.to_string());
+    writer.write_metadata(&meta)?;
+
+    let mut index = IndexHeader::new_zeroed();
+    index.version.set(INDEX_VERSION);
+    index.base_entry.set(graph.entry());
+    index.max_degree.set(r as u32);
+    index.nodes_per_page.set(nodes_per_page as u32);
+    index.record_len.set(layout.record_len() as u32);
+    index.code_len.set(code_len as u32);
+    index.builder = match options.builder {
+        Builder::Vamana => 1,
+        Builder::HnswHeuristic => 2,
+    };
+    index.build_list_size.set(options.list_size as u32);
+    index.build_alpha_bits.set(options.alpha.to_bits());
+    writer.write_section(
+        SectionKind::INDEX_HEADER,
+        index.as_bytes(),
+        Encoding::Raw,
+        1,
+        64,
+    )?;
+
+    write_nodes(
+        &mut writer,
+        input,
+        &graph,
+        &perm.new_to_old,
+        layout,
+        progress,
+    )?;
+    writer.write_section(
+        SectionKind::CODES,
+        &codes,
+        Encoding::Raw,
+        n as u64,
+        code_len as u32,
+    )?;
+    let q = quantizer.to_bytes();
+    writer.write_section(SectionKind::QUANTIZER, &q, Encoding::Lz4, 1, 0)?;
+    let u = upper.to_bytes();
+    writer.write_section(
+        SectionKind::UPPER_LAYERS,
+        &u,
+        Encoding::Lz4,
+        upper.levels() as u64,
+        0,
+    )?;
+    let path = writer.finish()?;
+    let file_bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    timer.stop();
+
+    Ok(BuildReport {
+        vectors: n as u64,
+        dimension: dim,
+        shards: summary.shards,
+        mean_degree: graph.mean_degree(),
+        same_page_fraction: locality,
+        nodes_per_page,
+        code_len,
+        ram_bytes_per_vector: (codes.len() + q.len() + upper.heap_bytes()) as f64 / n as f64,
+        file_bytes,
+        phase_seconds: timer.done,
+    })
+}
+
+/// Writes node records in the new order, reading each vector from the
+/// input by its old id. Rows are read in parallel blocks.
+fn write_nodes<T: Widen + DatasetElement>(
+    writer: &mut SegmentWriter,
+    input: &RowReader<T>,
+    graph: &Graph,
+    new_to_old: &[u32],
+    layout: NodeLayout,
+    progress: &Progress<'_>,
+) -> Result<()> {
+    let n = new_to_old.len();
+    let dim = input.dim();
+    let record_len = layout.record_len();
+    let mut block: Vec<u8> = Vec::new();
+    let mut next = 0usize; // next new id to hand to the writer
+    let mut failure: Option<EngineError> = None;
+    writer
+        .write_rows_with(SectionKind::NODES, record_len, &mut |out| {
+            if next == n {
+                return Ok(false);
+            }
+            let in_block = next % BLOCK_ROWS;
+            if in_block == 0 {
+                let end = (next + BLOCK_ROWS).min(n);
+                block.resize((end - next) * record_len, 0);
+                let filled =
+                    block
+                        .par_chunks_mut(record_len)
+                        .enumerate()
+                        .try_for_each(|(k, rec)| {
+                            let new = next + k;
+                            let old = new_to_old[new] as usize;
+                            let mut row = vec![T::ZERO; dim];
+                            input.read_rows(old, &mut row)?;
+                            layout.encode(
+                                old as u64,
+                                row.as_bytes(),
+                                graph.neighbours(new as u32),
+                                rec,
+                            );
+                            Ok::<(), EngineError>(())
+                        });
+                if let Err(e) = filled {
+                    failure = Some(e);
+                    return Err(omen_format::FormatError::InvalidArgument(
+                        "node block failed".into(),
+                    ));
+                }
+                progress(BuildPhase::Write, end as u64, n as u64);
+            }
+            out.copy_from_slice(&block[in_block * record_len..(in_block + 1) * record_len]);
+            next += 1;
+            Ok(true)
+        })
+        .map_err(|e| failure.take().unwrap_or(EngineError::Format(e)))?;
+    Ok(())
+}
+
+/// Reads every row once, in blocks, calling `each(first_row, rows)`.
+fn sequential_pass<T: Widen + DatasetElement>(
+    input: &RowReader<T>,
+    phase: BuildPhase,
+    progress: &Progress<'_>,
+    mut each: impl FnMut(usize, &[T]) -> Result<()>,
+) -> Result<()> {
+    let n = input.len();
+    let mut buf = vec![T::ZERO; BLOCK_ROWS * input.dim()];
+    let mut first = 0;
+    while first < n {
+        let rows = BLOCK_ROWS.min(n - first);
+        let block = &mut buf[..rows * input.dim()];
+        input.read_rows(first, block)?;
+        each(first, block)?;
+        first += rows;
+        progress(phase, first as u64, n as u64);
+    }
+    Ok(())
+}
+
+/// Reads rows `ids` (in parallel) and widens them to f32, back to back.
+fn read_widened<T: Widen + DatasetElement>(
+    input: &RowReader<T>,
+    ids: &[usize],
+) -> Result<Vec<f32>> {
+    let dim = input.dim();
+    let mut out = vec![0f32; ids.len() * dim];
+    out.par_chunks_mut(dim)
+        .zip(ids.par_iter())
+        .try_for_each_init(
+            || vec![T::ZERO; dim],
+            |row, (dst, &id)| {
+                input.read_rows(id, row)?;
+                for (d, &x) in dst.iter_mut().zip(row.iter()) {
+                    *d = x.widen();
+                }
+                Ok::<(), EngineError>(())
+            },
+        )?;
+    Ok(out)
+}
+
+fn flat(data: &[f32], dim: usize) -> Result<FlatVectors<'_, f32>> {
+    FlatVectors::new(data, dim)
+        .ok_or_else(|| EngineError::InvalidArgument("empty training sample".into()))
+}
+
+/// `count` ids spread evenly over `0..n` (all of them if `count >= n`).
+fn evenly_spaced(n: usize, count: usize) -> Vec<usize> {
+    if count >= n {
+        return (0..n).collect();
+    }
+    (0..count)
+        .map(|i| (i as u128 * n as u128 / count as u128) as usize)
+        .collect()
+}
+
+/// The input as a [`VectorSource`] for the sharded builder.
+struct Rows<'a, T>(&'a RowReader<T>);
+
+impl<T: Widen + DatasetElement> VectorSource<T> for Rows<'_, T> {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn dim(&self) -> usize {
+        self.0.dim()
+    }
+    fn read_rows(&self, first: usize, out: &mut [T]) -> Result<()> {
+        Ok(self.0.read_rows(first, out)?)
+    }
+}
+
+/// The rows of a few selected ids, copied into RAM and addressed by their
+/// ids in the whole input: what the upper-layer builder reads.
+struct SparseRows<T> {
+    len: usize,
+    dim: usize,
+    index: HashMap<u32, usize>,
+    data: Vec<T>,
+}
+
+impl<T: Widen + DatasetElement> SparseRows<T> {
+    fn read(input: &RowReader<T>, keep: impl Fn(u32) -> bool) -> Result<Self> {
+        let ids: Vec<u32> = (0..input.len() as u32).filter(|&id| keep(id)).collect();
+        let dim = input.dim();
+        let mut data = vec![T::ZERO; ids.len() * dim];
+        data.par_chunks_mut(dim)
+            .zip(ids.par_iter())
+            .try_for_each(|(row, &id)| input.read_rows(id as usize, row))?;
+        Ok(SparseRows {
+            len: input.len(),
+            dim,
+            index: ids.iter().enumerate().map(|(i, &id)| (id, i)).collect(),
+            data,
+        })
+    }
+}
+
+impl<T: Widen + DatasetElement> VectorSet<T> for SparseRows<T> {
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn get(&self, id: usize) -> &[T] {
+        let at = self.index[&(id as u32)] * self.dim;
+        &self.data[at..at + self.dim]
+    }
+}
+
+#[derive(Default)]
+struct PhaseTimer {
+    current: Option<(BuildPhase, Instant)>,
+    done: Vec<(BuildPhase, f64)>,
+}
+
+impl PhaseTimer {
+    fn start(&mut self, phase: BuildPhase) {
+        self.stop();
+        self.current = Some((phase, Instant::now()));
+    }
+    fn stop(&mut self) {
+        if let Some((p, t)) = self.current.take() {
+            self.done.push((p, t.elapsed().as_secs_f64()));
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! The disk-resident HNSW-IF index: building a segment ([`build`]) and
+//! searching one ([`Segment`]).
+//!
+//! RAM holds the upper HNSW layers and one quantized code per vector; the
+//! segment file holds the base layer as node records (full vector plus
+//! neighbour list) packed into checksummed 4 KiB pages, ordered so that
+//! graph neighbours share pages. See SPEC.md §2.5 and §6.
+
+pub mod build;
+mod node;
+mod pages;
+mod search;
+mod segment;
+
+pub use build::{BuildOptions, BuildPhase, BuildReport, build_segment};
+pub use node::NodeLayout;
+pub use segment::Segment;
+
+use crate::io::IoMode;
+
+/// How to open a segment.
+#[derive(Debug, Clone, Copy)]
+pub struct SegmentOptions {
+    /// The page-reading path; `Auto` prefers io_uring with `O_DIRECT`.
+    pub io: IoMode,
+    /// Most page reads in flight per searching thread.
+    pub queue_depth: usize,
+}
+
+impl Default for SegmentOptions {
+    fn default() -> Self {
+        SegmentOptions {
+            io: IoMode::Auto,
+            queue_depth: 32,
+        }
+    }
+}
+
+/// The knobs of one search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SearchParams {
+    /// Candidate list size: larger finds more, reads more.
+    pub ef: usize,
+    /// Page groups read per round (the I/O queue depth of a query).
+    pub beam_width: usize,
+    /// Entry candidates taken from the upper layers.
+    pub upper_ef: usize,
+}
+
+impl Default for SearchParams {
+    fn default() -> Self {
+        SearchParams {
+            ef: 40,
+            beam_width: 4,
+            upper_ef: 8,
+        }
+    }
+}
+
+/// One result: the vector's id and its exact distance (smaller is closer).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hit {
+    pub id: u64,
+    pub distance: f32,
+}
+
+/// What one search cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueryStats {
+    /// 4 KiB pages read from the segment file.
+    pub pages_read: u32,
+    /// Bytes read from the segment file.
+    pub bytes_read: u64,
+    /// Batches of reads (round trips to the device).
+    pub rounds: u32,
+    /// Distances estimated from in-RAM codes.
+    pub code_distances: u32,
+    /// Exact distances from full vectors.
+    pub exact_distances: u32,
+}

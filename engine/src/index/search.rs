@@ -1,0 +1,316 @@
+//! The disk search of one query: descend the RAM layers, beam-search the
+//! base layer reading node pages in batches, rerank with exact distances.
+//!
+//! The candidate list holds at most `ef` nodes, ordered by distance: exact
+//! for nodes whose record has been read, the code estimate otherwise. Each
+//! round takes up to `beam_width` of the best unexpanded candidates whose
+//! pages are not in hand and reads those pages as one batch. Every node on
+//! a page that arrives gets its exact distance (records are packed so that
+//! graph neighbours tend to share pages, SPEC.md §2.5.4) and joins the list
+//! if it is good enough; expanding a node whose page is already in hand
+//! costs no I/O. The search ends when the best `ef` candidates are all
+//! expanded. The result is the `k` best exact distances seen.
+//!
+//! Invariants: a page is read at most once per query; a node is scored by
+//! code at most once (the visited set); every exact distance comes from a
+//! record whose page checksum was verified.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+
+use omen_format::segment::layout::{PAGE_PAYLOAD, PAGE_SIZE};
+use omen_format::segment::verify_page;
+
+use super::segment::Segment;
+use super::{Hit, QueryStats, SearchParams};
+use crate::Result;
+use crate::distance::Kernels;
+
+/// A multiplicative hash for dense `u32`/`u64` ids: the standard SipHash
+/// costs more than the rest of a visited-set insert.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.0 = (u64::from(n) ^ 0xA076_1D64_78BD_642F).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (n ^ 0xA076_1D64_78BD_642F).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type IdBuild = BuildHasherDefault<IdHasher>;
+
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    distance: f32,
+    id: u32,
+    /// Its neighbours have been scored.
+    expanded: bool,
+    /// Its page has been requested in the current round.
+    pending: bool,
+}
+
+/// Per-query working memory, pooled by the segment so that steady-state
+/// searches allocate nothing.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    list: Vec<Candidate>,
+    visited: HashSet<u32, IdBuild>,
+    /// Page group -> index into `groups`.
+    cached: HashMap<u64, usize, IdBuild>,
+    /// Payloads of the page groups read by this query.
+    groups: Vec<Vec<u8>>,
+    /// Pages of each in-flight group still to arrive.
+    arriving: Vec<usize>,
+    results: Vec<(f32, u32, u64)>,
+    widened: Vec<f32>,
+    batch_groups: Vec<u64>,
+    batch_offsets: Vec<u64>,
+}
+
+impl Scratch {
+    fn reset(&mut self) {
+        self.list.clear();
+        self.visited.clear();
+        self.cached.clear();
+        self.arriving.clear();
+        self.results.clear();
+        self.batch_groups.clear();
+        self.batch_offsets.clear();
+    }
+}
+
+/// Searches `segment` for the `k` nearest neighbours of `query`.
+pub(crate) fn search(
+    segment: &Segment,
+    scratch: &mut Scratch,
+    query: &[f32],
+    k: usize,
+    params: &SearchParams,
+) -> Result<(Vec<Hit>, QueryStats)> {
+    scratch.reset();
+    let mut stats = QueryStats::default();
+    let ef = params.ef.max(k).max(1);
+    let beam = params.beam_width.clamp(1, 256);
+    let codes = segment.quantizer().query(query);
+    let code_len = segment.code_len();
+    let all_codes = segment.codes();
+    let mut code_distance = |id: u32, stats: &mut QueryStats| {
+        stats.code_distances += 1;
+        let at = id as usize * code_len;
+        codes.distance(&all_codes[at..at + code_len])
+    };
+
+    // 1. The RAM layers give the entry candidates.
+    let mut entries = segment.upper().descend(
+        &mut |id| code_distance(id, &mut stats),
+        params.upper_ef.max(1),
+    );
+    if entries.is_empty() {
+        let e = segment.base_entry();
+        entries.push(crate::graph::Neighbour {
+            id: e,
+            distance: code_distance(e, &mut stats),
+        });
+    }
+    for e in entries {
+        if scratch.visited.insert(e.id) {
+            insert(&mut scratch.list, ef, e.id, e.distance, false);
+        }
+    }
+
+    // 2. Beam search over the base layer.
+    loop {
+        // Expand, for free, the best candidate whose page is already here.
+        let free = scratch
+            .list
+            .iter()
+            .take(ef)
+            .position(|c| !c.expanded && scratch.cached.contains_key(&segment.group_of(c.id)));
+        if let Some(i) = free {
+            let id = scratch.list[i].id;
+            scratch.list[i].expanded = true;
+            expand(segment, scratch, id, ef, &mut code_distance, &mut stats)?;
+            continue;
+        }
+        // Otherwise read the pages of the best `beam` unexpanded candidates.
+        scratch.batch_groups.clear();
+        for c in scratch.list.iter_mut().take(ef) {
+            if c.expanded || c.pending {
+                continue;
+            }
+            let group = segment.group_of(c.id);
+            if !scratch.batch_groups.contains(&group) {
+                if scratch.batch_groups.len() == beam {
+                    break;
+                }
+                scratch.batch_groups.push(group);
+            }
+            c.pending = true;
+        }
+        if scratch.batch_groups.is_empty() {
+            break;
+        }
+        read_groups(segment, scratch, query, ef, &mut stats)?;
+        for c in scratch.list.iter_mut() {
+            c.pending = false;
+        }
+    }
+
+    // 3. Rerank: the k best exact distances among everything read.
+    let results = &mut scratch.results;
+    results.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let hits = results
+        .iter()
+        .take(k)
+        .map(|&(distance, _, external)| Hit {
+            id: external,
+            distance,
+        })
+        .collect();
+    Ok((hits, stats))
+}
+
+/// Scores the neighbours of `id`, whose page group is cached.
+fn expand(
+    segment: &Segment,
+    scratch: &mut Scratch,
+    id: u32,
+    ef: usize,
+    code_distance: &mut impl FnMut(u32, &mut QueryStats) -> f32,
+    stats: &mut QueryStats,
+) -> Result<()> {
+    let group = segment.group_of(id);
+    let slot = scratch.cached[&group];
+    let payload = std::mem::take(&mut scratch.groups[slot]);
+    let outcome = (|| {
+        let node = segment.decode(&payload, id)?;
+        for n in node.neighbours() {
+            if scratch.visited.insert(n) {
+                let d = code_distance(n, stats);
+                insert(&mut scratch.list, ef, n, d, false);
+            }
+        }
+        Ok(())
+    })();
+    scratch.groups[slot] = payload;
+    outcome
+}
+
+/// Reads `scratch.batch_groups` as one batch and scores every node on them.
+fn read_groups(
+    segment: &Segment,
+    scratch: &mut Scratch,
+    query: &[f32],
+    ef: usize,
+    stats: &mut QueryStats,
+) -> Result<()> {
+    let pages_per_group = segment.pages_per_group();
+    let payload_len = pages_per_group * PAGE_PAYLOAD;
+    let first_slot = scratch.cached.len();
+    scratch.batch_offsets.clear();
+    scratch.arriving.clear();
+    for (g, &group) in scratch.batch_groups.iter().enumerate() {
+        if scratch.groups.len() <= first_slot + g {
+            scratch.groups.push(Vec::new());
+        }
+        scratch.groups[first_slot + g].resize(payload_len, 0);
+        scratch.arriving.push(pages_per_group);
+        for p in 0..pages_per_group as u64 {
+            scratch
+                .batch_offsets
+                .push(segment.page_offset(group * pages_per_group as u64 + p));
+        }
+    }
+    stats.rounds += 1;
+    stats.pages_read += scratch.batch_offsets.len() as u32;
+    stats.bytes_read += (scratch.batch_offsets.len() * PAGE_SIZE) as u64;
+
+    let offsets = std::mem::take(&mut scratch.batch_offsets);
+    let result = segment.pages().read(&offsets, &mut |i, page| {
+        let (g, p) = (i / pages_per_group, i % pages_per_group);
+        let payload = verify_page(page, offsets[i], segment.path(), "nodes section")?;
+        let slot = first_slot + g;
+        scratch.groups[slot][p * PAGE_PAYLOAD..(p + 1) * PAGE_PAYLOAD].copy_from_slice(payload);
+        scratch.arriving[g] -= 1;
+        if scratch.arriving[g] == 0 {
+            let group = scratch.batch_groups[g];
+            scratch.cached.insert(group, slot);
+            score_group(segment, scratch, group, slot, query, ef, stats)?;
+        }
+        Ok(())
+    });
+    scratch.batch_offsets = offsets;
+    result
+}
+
+/// Computes the exact distance of every node in a freshly read group and
+/// offers each to the candidate list.
+fn score_group(
+    segment: &Segment,
+    scratch: &mut Scratch,
+    group: u64,
+    slot: usize,
+    query: &[f32],
+    ef: usize,
+    stats: &mut QueryStats,
+) -> Result<()> {
+    let kernels = Kernels::<f32>::best();
+    for id in segment.nodes_in_group(group) {
+        let node = segment.decode(&scratch.groups[slot], id)?;
+        segment.widen(node.vector, &mut scratch.widened);
+        let d = kernels.distance(segment.metric(), query, &scratch.widened);
+        stats.exact_distances += 1;
+        scratch.results.push((d, id, node.external_id));
+        scratch.visited.insert(id);
+        // An exact distance replaces the estimate of a listed node.
+        if let Some(c) = scratch.list.iter().position(|c| c.id == id) {
+            let expanded = scratch.list[c].expanded;
+            scratch.list.remove(c);
+            insert_sorted(
+                &mut scratch.list,
+                Candidate {
+                    distance: d,
+                    id,
+                    expanded,
+                    pending: false,
+                },
+            );
+        } else {
+            insert(&mut scratch.list, ef, id, d, false);
+        }
+    }
+    Ok(())
+}
+
+/// Inserts into the list, keeping it sorted and at most `ef` long.
+fn insert(list: &mut Vec<Candidate>, ef: usize, id: u32, distance: f32, expanded: bool) {
+    if list.len() >= ef && list.last().is_some_and(|w| w.distance <= distance) {
+        return;
+    }
+    insert_sorted(
+        list,
+        Candidate {
+            distance,
+            id,
+            expanded,
+            pending: false,
+        },
+    );
+    list.truncate(ef);
+}
+
+fn insert_sorted(list: &mut Vec<Candidate>, c: Candidate) {
+    let at = list.partition_point(|x| x.distance <= c.distance);
+    list.insert(at, c);
+}

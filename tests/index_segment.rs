@@ -1,0 +1,260 @@
+//! The disk index end to end: build a segment from a synthetic file, open
+//! it through every I/O path and check what searches return.
+
+use std::path::Path;
+
+use omendb::engine::ground_truth::{GroundTruthParams, exact_knn};
+use omendb::engine::index::{BuildOptions, SearchParams, Segment, SegmentOptions, build_segment};
+use omendb::engine::io::IoMode;
+use omendb::engine::synth::{SynthConfig, write_dataset};
+use omendb::engine::vectors::Widen;
+use omendb::format::dataset::{DatasetElement, Neighbors, VectorFile};
+use omendb::{ElementType, Metric};
+
+/// Writes a synthetic dataset, builds a segment, returns (segment path,
+/// query rows widened, ground truth ids).
+fn fixture<T: Widen + DatasetElement>(
+    dir: &Path,
+    element: ElementType,
+    metric: Metric,
+    n: u64,
+    dim: usize,
+    options: &BuildOptions,
+) -> (std::path::PathBuf, Vec<Vec<f32>>, Neighbors) {
+    let config = SynthConfig {
+        n,
+        dim,
+        queries: 50,
+        seed: 7,
+        element,
+    };
+    let summary = write_dataset(&config, dir, &|_| {}).unwrap();
+    let base = VectorFile::<T>::open(&summary.base_path).unwrap();
+    let queries = VectorFile::<T>::open(&summary.query_path).unwrap();
+    let gt = exact_knn(
+        base.vectors(),
+        queries.vectors(),
+        &GroundTruthParams {
+            k: 10,
+            metric,
+            chunk_rows: 4096,
+        },
+        &|_| {},
+    )
+    .unwrap();
+    let out = dir.join(format!("{element}-{metric}.omen"));
+    build_segment(
+        &base.row_reader().unwrap(),
+        metric,
+        &out,
+        options,
+        &|_, _, _| {},
+    )
+    .unwrap();
+    let qs = (0..queries.len())
+        .map(|i| queries.row(i).iter().map(|&x| x.widen()).collect())
+        .collect();
+    (out, qs, gt)
+}
+
+fn recall(segment: &Segment, queries: &[Vec<f32>], gt: &Neighbors, params: &SearchParams) -> f64 {
+    let mut hits = 0usize;
+    for (q, query) in queries.iter().enumerate() {
+        let (found, _) = segment.search(query, 10, params).unwrap();
+        let truth: Vec<i64> = gt.ids(q).iter().map(|&i| i64::from(i)).collect();
+        hits += found
+            .iter()
+            .filter(|h| truth.contains(&(h.id as i64)))
+            .count();
+    }
+    hits as f64 / (queries.len() * 10) as f64
+}
+
+fn small_options() -> BuildOptions {
+    BuildOptions {
+        max_degree: 24,
+        list_size: 48,
+        upper_degree: 8,
+        training_sample: 5000,
+        ..BuildOptions::default()
+    }
+}
+
+#[test]
+fn recall_for_every_metric_and_element_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let params = SearchParams {
+        ef: 64,
+        beam_width: 4,
+        upper_ef: 8,
+    };
+    for metric in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
+        let cases: Vec<(ElementType, f64)> = vec![
+            (ElementType::F32, 0.95),
+            (ElementType::F16, 0.95),
+            (ElementType::U8, 0.95),
+            (ElementType::I8, 0.95),
+        ];
+        for (element, bound) in cases {
+            let sub = dir.path().join(format!("{element}-{metric}"));
+            std::fs::create_dir_all(&sub).unwrap();
+            let (path, queries, gt) = match element {
+                ElementType::F32 => {
+                    fixture::<f32>(&sub, element, metric, 4000, 32, &small_options())
+                }
+                ElementType::F16 => {
+                    fixture::<half::f16>(&sub, element, metric, 4000, 32, &small_options())
+                }
+                ElementType::U8 => fixture::<u8>(&sub, element, metric, 4000, 32, &small_options()),
+                ElementType::I8 => fixture::<i8>(&sub, element, metric, 4000, 32, &small_options()),
+            };
+            let segment = Segment::open(&path, &SegmentOptions::default()).unwrap();
+            let r = recall(&segment, &queries, &gt, &params);
+            eprintln!(
+                "{element} {metric}: recall@10 {r:.3} ({})",
+                segment.io_mode()
+            );
+            assert!(r >= bound, "{element} {metric}: recall@10 {r:.3} < {bound}");
+        }
+    }
+}
+
+#[test]
+fn exact_when_ef_covers_the_whole_dataset() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, queries, gt) = fixture::<f32>(
+        dir.path(),
+        ElementType::F32,
+        Metric::L2,
+        600,
+        16,
+        &small_options(),
+    );
+    for io in [IoMode::Mmap, IoMode::Direct] {
+        let segment = Segment::open(&path, &SegmentOptions { io, queue_depth: 8 }).unwrap();
+        let params = SearchParams {
+            ef: 600,
+            beam_width: 8,
+            upper_ef: 8,
+        };
+        for (q, query) in queries.iter().enumerate() {
+            let (found, stats) = segment.search(query, 10, &params).unwrap();
+            let ids: Vec<i32> = found.iter().map(|h| h.id as i32).collect();
+            assert_eq!(ids, gt.ids(q), "query {q} via {io}");
+            for (h, &d) in found.iter().zip(gt.distances(q)) {
+                assert!(
+                    (h.distance - d).abs() <= 1e-3 * d.abs().max(1.0),
+                    "query {q}: {} vs {d}",
+                    h.distance
+                );
+            }
+            assert!(stats.pages_read > 0 && stats.bytes_read == u64::from(stats.pages_read) * 4096);
+        }
+    }
+}
+
+#[test]
+fn concurrent_searches_match_sequential_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, queries, _) = fixture::<f32>(
+        dir.path(),
+        ElementType::F32,
+        Metric::L2,
+        3000,
+        24,
+        &small_options(),
+    );
+    let segment = Segment::open(&path, &SegmentOptions::default()).unwrap();
+    let params = SearchParams::default();
+    let sequential: Vec<_> = queries
+        .iter()
+        .map(|q| segment.search(q, 10, &params).unwrap().0)
+        .collect();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(8)
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        let parallel = pool.install(|| segment.search_batch(&queries, 10, &params));
+        for (p, s) in parallel.into_iter().zip(&sequential) {
+            assert_eq!(&p.unwrap().0, s);
+        }
+    }
+}
+
+#[test]
+fn bad_queries_get_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, queries, _) = fixture::<f32>(
+        dir.path(),
+        ElementType::F32,
+        Metric::L2,
+        500,
+        16,
+        &small_options(),
+    );
+    let segment = Segment::open(&path, &SegmentOptions::default()).unwrap();
+    let params = SearchParams::default();
+    let err = segment
+        .search(&queries[0][..15], 10, &params)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("15 dimensions") && err.contains("16"), "{err}");
+    let mut nan = queries[0].clone();
+    nan[3] = f32::NAN;
+    let err = segment.search(&nan, 10, &params).unwrap_err().to_string();
+    assert!(err.contains("component 3"), "{err}");
+    // The segment keeps serving after bad input.
+    assert_eq!(
+        segment.search(&queries[0], 10, &params).unwrap().0.len(),
+        10
+    );
+}
+
+#[test]
+fn corrupt_node_page_is_detected_at_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, queries, _) = fixture::<f32>(
+        dir.path(),
+        ElementType::F32,
+        Metric::L2,
+        500,
+        16,
+        &small_options(),
+    );
+    let mut bytes = std::fs::read(&path).unwrap();
+    let file = omendb::format::segment::SegmentFile::open(&path, Default::default()).unwrap();
+    let nodes = *file
+        .section(omendb::format::segment::SectionKind::NODES)
+        .unwrap();
+    drop(file);
+    // Damage every node page: whichever page a search reads first fails.
+    for p in 0..nodes.pages() {
+        bytes[(nodes.offset + p * 4096 + 100) as usize] ^= 0x20;
+    }
+    let bad = dir.path().join("bad.omen");
+    std::fs::write(&bad, &bytes).unwrap();
+    let segment = Segment::open(&bad, &SegmentOptions::default()).unwrap();
+    let err = segment
+        .search(&queries[0], 10, &SearchParams::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("bad.omen") && err.contains("checksum mismatch"),
+        "{err}"
+    );
+
+    // A flipped bit in RAM-loaded sections is caught at open.
+    let codes = {
+        let f = omendb::format::segment::SegmentFile::open(&path, Default::default()).unwrap();
+        *f.section(omendb::format::segment::SectionKind::CODES)
+            .unwrap()
+    };
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[codes.offset as usize + 3] ^= 1;
+    std::fs::write(&bad, &bytes).unwrap();
+    let err = Segment::open(&bad, &SegmentOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("codes") && err.contains("checksum"), "{err}");
+}

@@ -1,0 +1,65 @@
+//! The `omen` command line: argument definitions (clap derive) and the
+//! dispatch to each subcommand.
+//!
+//! Invariant: argument structs hold only what the user typed; validation
+//! that needs files happens in the command, so `--help` never touches disk.
+
+pub mod data;
+pub mod demo;
+
+use clap::{Parser, Subcommand};
+
+use crate::Result;
+
+const LONG_ABOUT: &str = "\
+OmenDB's command-line tool: generate and inspect datasets, compute exact \
+ground truth, and try OmenDB out.
+
+Dataset files use the big-ann-benchmarks layout (.fbin, .f16bin, .u8bin, \
+.i8bin; ground truth .ibin) or TEXMEX (.fvecs, .bvecs, .ivecs); the \
+extension tells the element type.
+
+Examples:
+  omen demo
+  omen data synth --n 1000000 --dim 128 --queries 10000 --out data/synth-1m
+  omen data gt --base data/synth-1m/base.fbin --queries data/synth-1m/query.fbin \\
+      --k 100 --metric l2 --out data/synth-1m/gt.ibin
+  omen data info data/synth-1m/base.fbin
+
+Set RUST_LOG=debug for diagnostics. Exit status: 0 success, 1 error, 2 usage.";
+
+/// The `omen` command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "omen",
+    version,
+    about = "OmenDB: datasets, ground truth and demos for disk-first vector search",
+    long_about = LONG_ABOUT
+)]
+pub struct Cli {
+    /// Hide progress bars (they are also hidden when stderr is not a terminal).
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate, inspect and score datasets.
+    #[command(subcommand)]
+    Data(data::DataCommand),
+    /// Generate a small dataset, compute its ground truth and summarise it.
+    #[command(long_about = demo::LONG_ABOUT)]
+    Demo(demo::DemoArgs),
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Data(cmd) => data::run(cmd, cli.quiet),
+        Command::Demo(args) => demo::run(&args, cli.quiet),
+    }
+}

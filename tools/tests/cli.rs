@@ -1,0 +1,308 @@
+//! End-to-end tests of the `omen`, `omen-build` and `omen-serve` binaries:
+//! reproducible output, exit codes, and error messages that name the file
+//! and the byte offset.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use omen_format::dataset::{GroundTruthFile, VectorFile};
+
+fn omen(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_omen"))
+        .args(args)
+        .output()
+        .expect("run omen")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn synth(dir: &Path, extra: &[&str], threads: &str) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_omen"))
+        .env("RAYON_NUM_THREADS", threads)
+        .args([
+            "data",
+            "synth",
+            "--n",
+            "3000",
+            "--dim",
+            "24",
+            "--queries",
+            "40",
+            "--seed",
+            "7",
+            "--out",
+        ])
+        .arg(dir)
+        .args(extra)
+        .output()
+        .expect("run omen");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    out
+}
+
+/// Runs `omen data gt` and returns its output.
+fn gt(base: &Path, queries: &Path, out: &Path, k: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_omen"))
+        .args(["data", "gt", "--k", k, "--metric", "l2", "--base"])
+        .arg(base)
+        .arg("--queries")
+        .arg(queries)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .expect("run omen")
+}
+
+/// A failed command: exit 1, `error: ` prefix, no panic, and every needle.
+fn assert_user_error(out: &Output, needles: &[&str]) {
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {err}");
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+    for n in needles {
+        assert!(err.contains(n), "{err:?} lacks {n:?}");
+    }
+}
+
+#[test]
+fn synth_is_reproducible_across_runs_and_thread_counts() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let out = synth(a.path(), &[], "2");
+    let summary = text(&out.stdout);
+    assert!(summary.contains("3,000 × 24"), "{summary}");
+    assert!(summary.contains("clusters"), "{summary}");
+    synth(b.path(), &[], "1");
+    for name in ["base.fbin", "query.fbin"] {
+        let x = std::fs::read(a.path().join(name)).unwrap();
+        let y = std::fs::read(b.path().join(name)).unwrap();
+        assert_eq!(
+            x.len(),
+            if name == "base.fbin" {
+                8 + 3000 * 24 * 4
+            } else {
+                8 + 40 * 24 * 4
+            }
+        );
+        assert!(x == y, "{name} differs between runs");
+    }
+    assert!(!a.path().join("base.fbin.tmp").exists());
+    let base = std::fs::read(a.path().join("base.fbin")).unwrap();
+    let query = std::fs::read(a.path().join("query.fbin")).unwrap();
+    assert_ne!(
+        base[8..8 + 96],
+        query[8..8 + 96],
+        "queries are not base copies"
+    );
+
+    // Another seed gives other data.
+    let c = tempfile::tempdir().unwrap();
+    Command::new(env!("CARGO_BIN_EXE_omen"))
+        .args([
+            "-q",
+            "data",
+            "synth",
+            "--n",
+            "3000",
+            "--dim",
+            "24",
+            "--queries",
+            "40",
+        ])
+        .args(["--seed", "8", "--out"])
+        .arg(c.path())
+        .output()
+        .unwrap();
+    assert_ne!(std::fs::read(c.path().join("base.fbin")).unwrap(), base);
+
+    // Integer types.
+    synth(a.path(), &["--dtype", "u8"], "2");
+    let u = VectorFile::<u8>::open(a.path().join("base.u8bin")).unwrap();
+    assert_eq!((u.len(), u.dim()), (3000, 24));
+    synth(a.path(), &["--dtype", "i8"], "2");
+    let i = VectorFile::<i8>::open(a.path().join("query.i8bin")).unwrap();
+    assert_eq!((i.len(), i.dim()), (40, 24));
+}
+
+#[test]
+fn gt_writes_valid_ground_truth() {
+    let d = tempfile::tempdir().unwrap();
+    synth(d.path(), &[], "2");
+    let out = gt(
+        &d.path().join("base.fbin"),
+        &d.path().join("query.fbin"),
+        &d.path().join("gt.ibin"),
+        "10",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("k = 10"),
+        "{}",
+        text(&out.stdout)
+    );
+    let g = GroundTruthFile::open(d.path().join("gt.ibin")).unwrap();
+    assert_eq!((g.nq(), g.k()), (40, 10));
+    g.check_ids(3000).unwrap();
+    for q in 0..g.nq() {
+        assert!(g.distances(q).windows(2).all(|w| w[0] <= w[1]));
+    }
+
+    let info = omen(&["data", "info", d.path().join("gt.ibin").to_str().unwrap()]);
+    assert!(text(&info.stdout).contains("k:       10"));
+    let info = omen(&[
+        "data",
+        "info",
+        "--check",
+        d.path().join("base.fbin").to_str().unwrap(),
+    ]);
+    assert!(info.status.success());
+    assert!(text(&info.stdout).contains("every value is finite"));
+
+    // k above n is refused, naming the file.
+    let out = gt(
+        &d.path().join("query.fbin"),
+        &d.path().join("query.fbin"),
+        &d.path().join("gt2.ibin"),
+        "41",
+    );
+    assert_user_error(&out, &["k = 41", "query.fbin"]);
+    assert!(!d.path().join("gt2.ibin").exists());
+}
+
+#[test]
+fn corrupt_inputs_fail_with_path_and_offset() {
+    let d = tempfile::tempdir().unwrap();
+    synth(d.path(), &[], "2");
+    let base = d.path().join("base.fbin");
+    let query = d.path().join("query.fbin");
+    let bytes = std::fs::read(&base).unwrap();
+
+    // Truncated by 3 bytes.
+    let truncated = d.path().join("truncated.fbin");
+    std::fs::write(&truncated, &bytes[..bytes.len() - 3]).unwrap();
+    let out = gt(&truncated, &query, &d.path().join("gt.ibin"), "10");
+    let expected = bytes.len().to_string();
+    assert_user_error(
+        &out,
+        &[
+            truncated.to_str().unwrap(),
+            "truncated",
+            "offset",
+            &expected,
+        ],
+    );
+    assert!(!d.path().join("gt.ibin").exists());
+
+    // A NaN in row 5, component 3.
+    let mut nan = bytes.clone();
+    let offset = 8 + (5 * 24 + 3) * 4;
+    nan[offset..offset + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    let nan_path = d.path().join("nan.fbin");
+    std::fs::write(&nan_path, &nan).unwrap();
+    let out = gt(&nan_path, &query, &d.path().join("gt.ibin"), "10");
+    assert_user_error(
+        &out,
+        &[
+            nan_path.to_str().unwrap(),
+            &format!("offset {offset}"),
+            "row 5, component 3 is NaN",
+        ],
+    );
+
+    // A header whose dimension disagrees with the size.
+    let mut bad = bytes.clone();
+    bad[4..8].copy_from_slice(&25i32.to_le_bytes());
+    let bad_path = d.path().join("bad.fbin");
+    std::fs::write(&bad_path, &bad).unwrap();
+    let out = omen(&["data", "info", bad_path.to_str().unwrap()]);
+    assert_user_error(&out, &[bad_path.to_str().unwrap(), "offset"]);
+
+    // Queries of another dimension.
+    let other = tempfile::tempdir().unwrap();
+    Command::new(env!("CARGO_BIN_EXE_omen"))
+        .args([
+            "data",
+            "synth",
+            "--n",
+            "50",
+            "--dim",
+            "12",
+            "--queries",
+            "5",
+            "--out",
+        ])
+        .arg(other.path())
+        .output()
+        .unwrap();
+    let other_q = other.path().join("query.fbin");
+    let out = gt(&base, &other_q, &d.path().join("gt.ibin"), "10");
+    assert_user_error(
+        &out,
+        &["dimension 12", "dimension 24", "base.fbin", "query.fbin"],
+    );
+
+    // A missing file.
+    let out = omen(&["data", "info", "/nonexistent/x.fbin"]);
+    assert_user_error(&out, &["/nonexistent/x.fbin", "No such file"]);
+    // An unknown extension.
+    let out = omen(&["data", "info", "Cargo.toml"]);
+    assert_user_error(&out, &["Cargo.toml", ".fbin"]);
+}
+
+#[test]
+fn demo_runs_small() {
+    let d = tempfile::tempdir().unwrap();
+    let out = omen(&[
+        "demo",
+        "--quiet",
+        "--n",
+        "2000",
+        "--queries",
+        "20",
+        "--k",
+        "10",
+        "--dir",
+        d.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(
+        s.contains("verified") && s.contains("relative contrast"),
+        "{s}"
+    );
+    assert!(d.path().join("gt.ibin").exists());
+}
+
+#[test]
+fn help_and_stub_binaries() {
+    let out = omen(&["--help"]);
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("Examples:"));
+    let out = omen(&["data", "synth", "--help"]);
+    assert!(text(&out.stdout).contains("byte-identical"));
+    let out = omen(&["data", "synth"]);
+    assert_eq!(out.status.code(), Some(2), "clap usage errors exit 2");
+
+    for (bin, needle) in [
+        (
+            env!("CARGO_BIN_EXE_omen-build"),
+            "omen-build: the index builder is not implemented yet; see issue 3",
+        ),
+        (
+            env!("CARGO_BIN_EXE_omen-serve"),
+            "omen-serve: the server is not implemented yet",
+        ),
+    ] {
+        let help = Command::new(bin).arg("--help").output().unwrap();
+        assert!(help.status.success());
+        assert!(text(&help.stdout).contains("Example"));
+        let run = Command::new(bin).output().unwrap();
+        assert_eq!(run.status.code(), Some(2));
+        assert!(text(&run.stderr).contains(needle), "{}", text(&run.stderr));
+    }
+}
