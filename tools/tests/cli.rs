@@ -276,6 +276,10 @@ fn demo_runs_small() {
         "{s}"
     );
     assert!(d.path().join("gt.ibin").exists());
+    assert!(
+        s.contains("recall") && d.path().join("index.omen").exists(),
+        "{s}"
+    );
 }
 
 #[test]
@@ -288,21 +292,213 @@ fn help_and_stub_binaries() {
     let out = omen(&["data", "synth"]);
     assert_eq!(out.status.code(), Some(2), "clap usage errors exit 2");
 
-    for (bin, needle) in [
-        (
-            env!("CARGO_BIN_EXE_omen-build"),
-            "omen-build: the index builder is not implemented yet; see issue 3",
-        ),
-        (
-            env!("CARGO_BIN_EXE_omen-serve"),
-            "omen-serve: the server is not implemented yet",
-        ),
-    ] {
-        let help = Command::new(bin).arg("--help").output().unwrap();
-        assert!(help.status.success());
-        assert!(text(&help.stdout).contains("Example"));
-        let run = Command::new(bin).output().unwrap();
-        assert_eq!(run.status.code(), Some(2));
-        assert!(text(&run.stderr).contains(needle), "{}", text(&run.stderr));
+    let help = Command::new(env!("CARGO_BIN_EXE_omen-build"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+    assert!(
+        text(&help.stdout).contains("Examples:"),
+        "{}",
+        text(&help.stdout)
+    );
+    let run = Command::new(env!("CARGO_BIN_EXE_omen-build"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        run.status.code(),
+        Some(2),
+        "missing --input is a usage error"
+    );
+
+    let bin = env!("CARGO_BIN_EXE_omen-serve");
+    let help = Command::new(bin).arg("--help").output().unwrap();
+    assert!(help.status.success());
+    assert!(text(&help.stdout).contains("Example"));
+    let run = Command::new(bin).output().unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    let needle = "omen-serve: the server is not implemented yet";
+    assert!(text(&run.stderr).contains(needle), "{}", text(&run.stderr));
+}
+
+fn omen_build(args: &[&std::ffi::OsStr]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_omen-build"))
+        .args(["--quiet", "--R", "16", "--L", "32", "--upper-degree", "8"])
+        .args(args)
+        .output()
+        .expect("run omen-build")
+}
+
+/// Nothing but the inputs: no segment and no temporary file.
+fn assert_nothing_written(dir: &Path, keep: &[&str]) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(keep.contains(&name.as_str()), "left behind: {name}");
+    }
+}
+
+#[test]
+fn build_then_bench_end_to_end() {
+    let d = tempfile::tempdir().unwrap();
+    synth(d.path(), &[], "2");
+    let base = d.path().join("base.fbin");
+    let query = d.path().join("query.fbin");
+    let gt_path = d.path().join("gt.ibin");
+    assert!(gt(&base, &query, &gt_path, "10").status.success());
+    let seg = d.path().join("index.omen");
+    let out = omen_build(&[
+        "--input".as_ref(),
+        base.as_os_str(),
+        "--out".as_ref(),
+        seg.as_os_str(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("bytes per vector"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(!d.path().join("index.omen.tmp").exists());
+
+    let out = Command::new(env!("CARGO_BIN_EXE_omen"))
+        .args(["bench", "--json", "--sweep", "ef=10,200", "--segment"])
+        .arg(&seg)
+        .arg("--queries")
+        .arg(&query)
+        .arg("--gt")
+        .arg(&gt_path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<String> = text(&out.stdout).lines().map(str::to_string).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let recall = |line: &str| -> f64 {
+        let at = line.find("\"recall\":").unwrap() + 9;
+        line[at..].split(',').next().unwrap().parse().unwrap()
+    };
+    assert!(recall(&lines[1]) >= 0.95, "{}", lines[1]);
+    assert!(recall(&lines[1]) >= recall(&lines[0]), "{lines:?}");
+    assert!(lines[0].contains("\"reads_per_query\"") && lines[0].contains("\"io\""));
+}
+
+#[test]
+fn build_rejects_bad_input_and_leaves_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let seg = d.path().join("index.omen");
+
+    // NaN at row 1, component 2: byte offset 8 + (1 * 4 + 2) * 4 = 32.
+    let nan = d.path().join("nan.fbin");
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(&3i32.to_le_bytes());
+    bytes.extend_from_slice(&4i32.to_le_bytes());
+    for i in 0..12 {
+        let v = if i == 6 { f32::NAN } else { i as f32 };
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    std::fs::write(&nan, &bytes).unwrap();
+    let out = omen_build(&[
+        "--input".as_ref(),
+        nan.as_os_str(),
+        "--out".as_ref(),
+        seg.as_os_str(),
+    ]);
+    assert_user_error(&out, &["nan.fbin", "offset 32", "NaN"]);
+
+    // Empty file, and a header that promises more rows than the file holds.
+    let empty = d.path().join("empty.fbin");
+    std::fs::write(&empty, b"").unwrap();
+    let out = omen_build(&[
+        "--input".as_ref(),
+        empty.as_os_str(),
+        "--out".as_ref(),
+        seg.as_os_str(),
+    ]);
+    assert_user_error(&out, &["empty.fbin", "truncated"]);
+    let short = d.path().join("short.fbin");
+    std::fs::write(&short, &bytes[..bytes.len() - 4]).unwrap();
+    let out = omen_build(&[
+        "--input".as_ref(),
+        short.as_os_str(),
+        "--out".as_ref(),
+        seg.as_os_str(),
+    ]);
+    assert_user_error(&out, &["short.fbin"]);
+
+    // A budget too small for the index itself.
+    let ok = d.path().join("ok.fbin");
+    bytes[32..36].copy_from_slice(&1.0f32.to_le_bytes());
+    std::fs::write(&ok, &bytes).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_omen-build"))
+        .args(["--quiet", "--memory-budget", "16", "--input"])
+        .arg(&ok)
+        .arg("--out")
+        .arg(&seg)
+        .output()
+        .unwrap();
+    assert_user_error(&out, &["memory budget"]);
+
+    // An output directory that does not exist: an I/O error naming it.
+    let nowhere = d.path().join("missing-dir").join("index.omen");
+    let out = omen_build(&[
+        "--input".as_ref(),
+        ok.as_os_str(),
+        "--out".as_ref(),
+        nowhere.as_os_str(),
+    ]);
+    assert_user_error(&out, &["missing-dir"]);
+
+    assert_nothing_written(
+        d.path(),
+        &["nan.fbin", "empty.fbin", "short.fbin", "ok.fbin"],
+    );
+}
+
+/// The ground truth agrees with an independent numpy brute force
+/// (tests/python/check_dataset.py) for every metric.
+#[test]
+fn ground_truth_agrees_with_numpy() {
+    let python_ok = Command::new("python3")
+        .args(["-c", "import numpy"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !python_ok {
+        // CI installs numpy (.ci/run); there the check must run.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have python3 with numpy"
+        );
+        eprintln!("skipping: python3 with numpy is not installed");
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    synth(d.path(), &[], "2");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python/check_dataset.py");
+    for metric in ["l2", "ip", "cos"] {
+        let gt_path = d.path().join(format!("gt-{metric}.ibin"));
+        let out = Command::new(env!("CARGO_BIN_EXE_omen"))
+            .args(["data", "gt", "--k", "20", "--metric", metric, "--base"])
+            .arg(d.path().join("base.fbin"))
+            .arg("--queries")
+            .arg(d.path().join("query.fbin"))
+            .arg("--out")
+            .arg(&gt_path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let check = Command::new("python3")
+            .arg(&script)
+            .arg("--data")
+            .arg(d.path())
+            .arg("--gt")
+            .arg(&gt_path)
+            .args(["--metric", metric])
+            .output()
+            .unwrap();
+        assert!(
+            check.status.success(),
+            "{metric}: {}{}",
+            text(&check.stdout),
+            text(&check.stderr)
+        );
     }
 }

@@ -4,6 +4,8 @@
 //! Invariant: argument structs hold only what the user typed; validation
 //! that needs files happens in the command, so `--help` never touches disk.
 
+pub mod bench;
+pub mod build;
 pub mod data;
 pub mod demo;
 
@@ -51,6 +53,9 @@ pub enum Command {
     /// Generate, inspect and score datasets.
     #[command(subcommand)]
     Data(data::DataCommand),
+    /// Search a segment with a sweep of settings; print recall, QPS, latency, I/O.
+    #[command(long_about = bench::LONG_ABOUT)]
+    Bench(bench::BenchArgs),
     /// Generate a small dataset, compute its ground truth and summarise it.
     #[command(long_about = demo::LONG_ABOUT)]
     Demo(demo::DemoArgs),
@@ -61,5 +66,6 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Data(cmd) => data::run(cmd, cli.quiet),
         Command::Demo(args) => demo::run(&args, cli.quiet),
+        Command::Bench(args) => bench::run(&args),
     }
 }

@@ -1,0 +1,340 @@
+//! `omen bench`: search a segment with a sweep of settings and report
+//! recall, throughput, latency percentiles and I/O per query.
+//!
+//! Numbers are measurements of this run on this machine; nothing here
+//! asserts a speed. With the default I/O mode, node pages are read with
+//! `O_DIRECT`, so every run is cold with respect to the page cache.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::Args;
+use omen_engine::index::{QueryStats, SearchParams, Segment, SegmentOptions};
+use omen_engine::io::IoMode;
+use omen_engine::vectors::Widen;
+use omen_format::dataset::{AnyVectorFile, DatasetElement, GroundTruthFile, VectorFile};
+use rayon::prelude::*;
+
+use crate::{Result, ToolError, say};
+
+/// `--help` text of `omen bench`.
+pub const LONG_ABOUT: &str = "\
+Search a segment with every query of a file, for each setting of a sweep, and \
+print recall@k against exact ground truth, queries per second, latency \
+percentiles, disk reads and bytes per query, resident memory and the I/O path.
+
+--sweep names one knob and its values: ef (candidate list size), beam (pages \
+read per round) or upper (entry candidates from the RAM layers). The other \
+knobs take --ef, --beam and --upper.
+
+With --io auto (the default) node pages are read with io_uring and O_DIRECT, \
+bypassing the page cache, so every setting runs cold; --io mmap reads through \
+the page cache instead.
+
+Examples:
+  omen bench --segment d/index.omen --queries d/query.fbin --gt d/gt.ibin \\
+      --k 10 --sweep ef=10,20,40,80,160 --threads 1
+  omen bench --segment d/index.omen --queries d/query.fbin --gt d/gt.ibin \\
+      --sweep beam=1,2,4,8 --ef 64 --json";
+
+/// Arguments of `omen bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Segment to search.
+    #[arg(long)]
+    pub segment: PathBuf,
+    /// Query vectors.
+    #[arg(long)]
+    pub queries: PathBuf,
+    /// Exact ground truth for the queries (from `omen data gt`).
+    #[arg(long)]
+    pub gt: PathBuf,
+    /// Neighbours per query.
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    /// The knob to sweep and its values, e.g. ef=10,20,40.
+    #[arg(long, default_value = "ef=10,20,40,80,160")]
+    pub sweep: String,
+    /// Candidate list size when not swept.
+    #[arg(long, default_value_t = SearchParams::default().ef)]
+    pub ef: usize,
+    /// Pages read per round when not swept.
+    #[arg(long, default_value_t = SearchParams::default().beam_width)]
+    pub beam: usize,
+    /// Entry candidates from the upper layers when not swept.
+    #[arg(long, default_value_t = SearchParams::default().upper_ef)]
+    pub upper: usize,
+    /// Searching threads.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// I/O path: auto, direct (io_uring + O_DIRECT) or mmap.
+    #[arg(long, default_value = "auto")]
+    pub io: IoMode,
+    /// Print one JSON object per setting instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The measurements of one setting.
+#[derive(Debug, Clone)]
+pub struct SweepRow {
+    pub params: SearchParams,
+    pub recall: f64,
+    pub qps: f64,
+    pub mean_ms: f64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub pages: f64,
+    pub bytes: f64,
+    pub rounds: f64,
+    pub code_distances: f64,
+    pub exact_distances: f64,
+    pub rss_bytes: u64,
+}
+
+/// Runs `omen bench`.
+pub fn run(args: &BenchArgs) -> Result<()> {
+    let segment = Segment::open(
+        &args.segment,
+        &SegmentOptions {
+            io: args.io,
+            ..SegmentOptions::default()
+        },
+    )?;
+    let queries = read_queries(&args.queries)?;
+    let gt = GroundTruthFile::open(&args.gt)?;
+    let settings = parse_sweep(
+        &args.sweep,
+        SearchParams {
+            ef: args.ef,
+            beam_width: args.beam,
+            upper_ef: args.upper,
+        },
+    )?;
+    if !args.json {
+        let info = segment.info();
+        say!(
+            "segment {} ({} × {} {}, {}), {} queries, k = {}, {} thread(s), I/O {}, RAM {:.1} B/vector",
+            args.segment.display(),
+            info.vector_count,
+            info.dimension,
+            info.element_type,
+            info.metric,
+            queries.len(),
+            args.k,
+            args.threads,
+            segment.io_mode(),
+            segment.ram_bytes() as f64 / info.vector_count as f64
+        );
+        say!("{}", header());
+    }
+    for params in settings {
+        let row = measure(&segment, &queries, &gt, args.k, params, args.threads)?;
+        if args.json {
+            say!("{}", json(&row, args.k, segment.io_mode()));
+        } else {
+            say!("{}", table_row(&row));
+        }
+    }
+    Ok(())
+}
+
+/// The column header of [`table_row`].
+pub fn header() -> String {
+    format!(
+        "{:>5} {:>4} {:>5} {:>8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>7} {:>8}",
+        "ef",
+        "beam",
+        "upper",
+        "recall",
+        "QPS",
+        "mean ms",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "reads",
+        "KiB/q",
+        "rounds",
+        "RSS MiB"
+    )
+}
+
+/// One line of the table.
+pub fn table_row(r: &SweepRow) -> String {
+    format!(
+        "{:>5} {:>4} {:>5} {:>8.4} {:>9.1} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>7.1} {:>9.1} {:>7.1} {:>8.1}",
+        r.params.ef,
+        r.params.beam_width,
+        r.params.upper_ef,
+        r.recall,
+        r.qps,
+        r.mean_ms,
+        r.p50_ms,
+        r.p95_ms,
+        r.p99_ms,
+        r.pages,
+        r.bytes / 1024.0,
+        r.rounds,
+        r.rss_bytes as f64 / (1 << 20) as f64
+    )
+}
+
+fn json(r: &SweepRow, k: usize, io: IoMode) -> String {
+    format!(
+        "{{\"ef\":{},\"beam\":{},\"upper\":{},\"k\":{k},\"recall\":{:.5},\"qps\":{:.2},\"mean_ms\":{:.4},\
+         \"p50_ms\":{:.4},\"p95_ms\":{:.4},\"p99_ms\":{:.4},\"reads_per_query\":{:.2},\"bytes_per_query\":{:.0},\
+         \"rounds\":{:.2},\"code_distances\":{:.1},\"exact_distances\":{:.1},\"rss_bytes\":{},\"io\":\"{io}\"}}",
+        r.params.ef,
+        r.params.beam_width,
+        r.params.upper_ef,
+        r.recall,
+        r.qps,
+        r.mean_ms,
+        r.p50_ms,
+        r.p95_ms,
+        r.p99_ms,
+        r.pages,
+        r.bytes,
+        r.rounds,
+        r.code_distances,
+        r.exact_distances,
+        r.rss_bytes
+    )
+}
+
+/// Searches every query once with `params` on `threads` threads.
+pub fn measure(
+    segment: &Segment,
+    queries: &[Vec<f32>],
+    gt: &GroundTruthFile,
+    k: usize,
+    params: SearchParams,
+    threads: usize,
+) -> Result<SweepRow> {
+    if gt.nq() < queries.len() || gt.k() < k {
+        return Err(ToolError::Usage(format!(
+            "{}: ground truth for {} queries × {} neighbours cannot score {} queries at k = {k}",
+            gt.path().display(),
+            gt.nq(),
+            gt.k(),
+            queries.len()
+        )));
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()
+        .map_err(|e| ToolError::Usage(format!("cannot start {threads} threads: {e}")))?;
+    let started = Instant::now();
+    let results: Vec<(Vec<u64>, QueryStats, f64)> = pool.install(|| {
+        queries
+            .par_iter()
+            .map(|q| {
+                let t = Instant::now();
+                let (hits, stats) = segment.search(q, k, &params)?;
+                Ok((
+                    hits.iter().map(|h| h.id).collect(),
+                    stats,
+                    t.elapsed().as_secs_f64() * 1e3,
+                ))
+            })
+            .collect::<Result<_>>()
+    })?;
+    let wall = started.elapsed().as_secs_f64();
+    let nq = queries.len().max(1) as f64;
+    let mut found = 0usize;
+    for (q, (ids, _, _)) in results.iter().enumerate() {
+        let truth = &gt.ids(q)[..k];
+        found += ids
+            .iter()
+            .filter(|&&id| truth.contains(&(id as i32)))
+            .count();
+    }
+    let mut latencies: Vec<f64> = results.iter().map(|r| r.2).collect();
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p).ceil() as usize).saturating_sub(1))
+            .copied()
+            .unwrap_or(0.0)
+    };
+    let mean = |f: &dyn Fn(&QueryStats) -> f64| results.iter().map(|r| f(&r.1)).sum::<f64>() / nq;
+    Ok(SweepRow {
+        params,
+        recall: found as f64 / (nq * k as f64),
+        qps: nq / wall.max(1e-9),
+        mean_ms: latencies.iter().sum::<f64>() / nq,
+        p50_ms: pct(0.50),
+        p95_ms: pct(0.95),
+        p99_ms: pct(0.99),
+        pages: mean(&|s| f64::from(s.pages_read)),
+        bytes: mean(&|s| s.bytes_read as f64),
+        rounds: mean(&|s| f64::from(s.rounds)),
+        code_distances: mean(&|s| f64::from(s.code_distances)),
+        exact_distances: mean(&|s| f64::from(s.exact_distances)),
+        rss_bytes: resident_bytes(),
+    })
+}
+
+/// Reads a query file of any element type, widened to f32.
+pub fn read_queries(path: &Path) -> Result<Vec<Vec<f32>>> {
+    fn widen<T: Widen + DatasetElement>(f: &VectorFile<T>) -> Result<Vec<Vec<f32>>> {
+        f.check_finite()?;
+        Ok((0..f.len())
+            .map(|i| f.row(i).iter().map(|&x| x.widen()).collect())
+            .collect())
+    }
+    match AnyVectorFile::open(path)? {
+        AnyVectorFile::F32(f) => widen(&f),
+        AnyVectorFile::F16(f) => widen(&f),
+        AnyVectorFile::U8(f) => widen(&f),
+        AnyVectorFile::I8(f) => widen(&f),
+        AnyVectorFile::I32(_) => Err(ToolError::Usage(format!(
+            "{}: .ivecs holds ids, not queries",
+            path.display()
+        ))),
+    }
+}
+
+/// Parses `ef=10,20` (or `beam=...`, `upper=...`) into search settings.
+pub fn parse_sweep(spec: &str, base: SearchParams) -> Result<Vec<SearchParams>> {
+    let (knob, values) = spec.split_once('=').ok_or_else(|| {
+        ToolError::Usage(format!(
+            "--sweep {spec:?}: expected KNOB=V1,V2,... (knobs: ef, beam, upper)"
+        ))
+    })?;
+    values
+        .split(',')
+        .map(|v| {
+            let v: usize = v.trim().parse().ok().filter(|&v| v > 0).ok_or_else(|| {
+                ToolError::Usage(format!("--sweep {spec:?}: {v:?} is not a positive integer"))
+            })?;
+            match knob.trim() {
+                "ef" => Ok(SearchParams { ef: v, ..base }),
+                "beam" => Ok(SearchParams {
+                    beam_width: v,
+                    ..base
+                }),
+                "upper" => Ok(SearchParams {
+                    upper_ef: v,
+                    ..base
+                }),
+                other => Err(ToolError::Usage(format!(
+                    "--sweep: unknown knob {other:?}; use ef, beam or upper"
+                ))),
+            }
+        })
+        .collect()
+}
+
+/// This process's resident set size, from /proc (0 where unavailable).
+pub fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
