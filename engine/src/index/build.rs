@@ -122,6 +122,8 @@ pub struct BuildReport {
     pub file_bytes: u64,
     /// Seconds per phase, in order.
     pub phase_seconds: Vec<(BuildPhase, f64)>,
+    /// The process's peak resident set at the end of the build (Linux).
+    pub peak_rss_bytes: Option<u64>,
 }
 
 /// Progress callback: `(phase, done, total)`.
@@ -129,6 +131,37 @@ pub type Progress<'a> = dyn Fn(BuildPhase, u64, u64) + Sync + 'a;
 
 /// Rows read per block in sequential passes.
 const BLOCK_ROWS: usize = 8192;
+
+/// RAM the build keeps for its own buffers (blocks of rows and records,
+/// per-thread scratch) outside what the budget plan counts.
+const FIXED_BUILD_BYTES: usize = 8 << 20;
+
+/// Fewest rows a quantizer should train on.
+const MIN_TRAINING_ROWS: usize = 1000;
+
+fn budget_error(budget: usize, n: usize, needed: usize) -> EngineError {
+    EngineError::InvalidArgument(format!(
+        "a memory budget of {} MiB is too small: the index of {n} vectors alone needs {} MiB \
+         (graph, codes and buffers); raise --memory-budget",
+        budget >> 20,
+        needed.div_ceil(1 << 20)
+    ))
+}
+
+/// The kernel's record of this process's peak resident set (VmHWM), in
+/// bytes; `None` where /proc is unavailable.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    Some(kb * 1024)
+}
 
 /// Builds a segment at `out` from the rows `input` reads.
 pub fn build_segment<T: Widen + DatasetElement>(
@@ -160,9 +193,24 @@ pub fn build_segment<T: Widen + DatasetElement>(
     timer.start(BuildPhase::Validate);
     sequential_pass(input, BuildPhase::Validate, progress, |_, _| Ok(()))?;
 
-    // 2. The quantizer, trained on an evenly spaced sample.
+    // 2. The quantizer, trained on an evenly spaced sample small enough to
+    // fit beside the index the build will hold (training roughly doubles it).
     timer.start(BuildPhase::TrainCodes);
-    let sample_ids: Vec<usize> = evenly_spaced(n, options.training_sample.max(1));
+    let graph_bytes = n.saturating_mul(4 * r + 2 + 12);
+    let spare = options
+        .memory_budget
+        .saturating_sub(graph_bytes)
+        .saturating_sub(FIXED_BUILD_BYTES);
+    let affordable = spare / 2 / (8 * dim).max(1);
+    if affordable < MIN_TRAINING_ROWS.min(n) {
+        return Err(budget_error(
+            options.memory_budget,
+            n,
+            graph_bytes + FIXED_BUILD_BYTES,
+        ));
+    }
+    let sample_rows = options.training_sample.max(1).min(affordable);
+    let sample_ids: Vec<usize> = evenly_spaced(n, sample_rows);
     let sample = read_widened(input, &sample_ids)?;
     let quantizer = Quantizer::train(options.code, flat(&sample, dim)?, metric, options.seed)?;
     let code_len = quantizer.code_len();
@@ -171,19 +219,19 @@ pub fn build_segment<T: Widen + DatasetElement>(
 
     // 3. The base graph, within what the budget leaves after the index.
     timer.start(BuildPhase::Graph);
-    let resident = n.saturating_mul(4 * r + 2 + code_len + 12);
-    let graph_budget = options.memory_budget.checked_sub(resident).ok_or_else(|| {
-        EngineError::InvalidArgument(format!(
-            "a memory budget of {} MiB is too small: the index of {n} vectors alone needs {} MiB",
-            options.memory_budget >> 20,
-            resident >> 20
-        ))
-    })?;
+    let resident = graph_bytes + n.saturating_mul(code_len) + FIXED_BUILD_BYTES;
+    let graph_budget = options
+        .memory_budget
+        .checked_sub(resident)
+        .ok_or_else(|| budget_error(options.memory_budget, n, resident))?;
     let build = BuildParams {
-        builder: options.builder,
         alpha: options.alpha,
         seed: options.seed,
-        ..BuildParams::vamana(r, options.list_size)
+        saturate: std::env::var("OMEN_SATURATE").is_ok_and(|v| v == "1"),
+        ..match options.builder {
+            Builder::Vamana => BuildParams::vamana(r, options.list_size),
+            Builder::HnswHeuristic => BuildParams::hnsw(r, options.list_size),
+        }
     };
     let temp_dir = options
         .temp_dir
@@ -338,8 +386,13 @@ pub fn build_segment<T: Widen + DatasetElement>(
         ram_bytes_per_vector: (codes.len() + q.len() + upper.heap_bytes()) as f64 / n as f64,
         file_bytes,
         phase_seconds: timer.done,
+        peak_rss_bytes: peak_rss_bytes(),
     })
 }
+
+/// Records assembled per parallel block while writing: small, because a
+/// record can be several KiB at high dimensions.
+const WRITE_BLOCK_ROWS: usize = 1024;
 
 /// Writes node records in the new order, reading each vector from the
 /// input by its old id. Rows are read in parallel blocks.
@@ -362,9 +415,9 @@ fn write_nodes<T: Widen + DatasetElement>(
             if next == n {
                 return Ok(false);
             }
-            let in_block = next % BLOCK_ROWS;
+            let in_block = next % WRITE_BLOCK_ROWS;
             if in_block == 0 {
-                let end = (next + BLOCK_ROWS).min(n);
+                let end = (next + WRITE_BLOCK_ROWS).min(n);
                 block.resize((end - next) * record_len, 0);
                 let filled =
                     block

@@ -119,6 +119,13 @@ pub fn run(args: &BuildArgs, quiet: bool) -> Result<BuildReport> {
         "  disk          {:.1} bytes per vector",
         report.file_bytes as f64 / report.vectors.max(1) as f64
     );
+    if let Some(peak) = report.peak_rss_bytes {
+        say!(
+            "  memory        peak RSS {:.1} MiB (budget {:.1} MiB)",
+            peak as f64 / (1 << 20) as f64,
+            args.memory_budget as f64 / (1 << 20) as f64
+        );
+    }
     Ok(report)
 }
 

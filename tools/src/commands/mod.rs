@@ -8,6 +8,7 @@ pub mod bench;
 pub mod build;
 pub mod data;
 pub mod demo;
+pub mod inspect;
 
 use clap::{Parser, Subcommand};
 
@@ -27,6 +28,10 @@ Examples:
   omen data gt --base data/synth-1m/base.fbin --queries data/synth-1m/query.fbin \\
       --k 100 --metric l2 --out data/synth-1m/gt.ibin
   omen data info data/synth-1m/base.fbin
+  omen-build --input data/synth-1m/base.fbin --metric l2 --out data/synth-1m/index.omen
+  omen bench --segment data/synth-1m/index.omen --queries data/synth-1m/query.fbin \\
+      --gt data/synth-1m/gt.ibin --k 10 --sweep ef=10,20,40,80
+  omen inspect --verify data/synth-1m/index.omen
 
 Set RUST_LOG=debug for diagnostics. Exit status: 0 success, 1 error, 2 usage.";
 
@@ -56,6 +61,9 @@ pub enum Command {
     /// Search a segment with a sweep of settings; print recall, QPS, latency, I/O.
     #[command(long_about = bench::LONG_ABOUT)]
     Bench(bench::BenchArgs),
+    /// Describe a segment file's superblock, sections and index parameters.
+    #[command(long_about = inspect::LONG_ABOUT)]
+    Inspect(inspect::InspectArgs),
     /// Generate a small dataset, compute its ground truth and summarise it.
     #[command(long_about = demo::LONG_ABOUT)]
     Demo(demo::DemoArgs),
@@ -67,5 +75,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Data(cmd) => data::run(cmd, cli.quiet),
         Command::Demo(args) => demo::run(&args, cli.quiet),
         Command::Bench(args) => bench::run(&args),
+        Command::Inspect(args) => inspect::run(&args),
     }
 }
