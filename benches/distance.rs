@@ -22,15 +22,11 @@ const DIMS: [usize; 5] = [96, 128, 384, 768, 1536];
 const KERNELS: [&str; 3] = ["l2_squared", "dot", "cosine_distance"];
 
 /// A deterministic pseudo-random stream (SplitMix64).
-struct Rng(u64);
+struct Rng(omendb::engine::rng::SplitMix64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// Uniform in [-1, 1).
@@ -79,7 +75,7 @@ fn bench_type<T: BenchElement>(c: &mut Criterion) {
         .into_iter()
         .filter_map(Kernels::<T>::for_level)
         .collect();
-    let mut rng = Rng(0x0de0_0d1b);
+    let mut rng = Rng(omendb::engine::rng::SplitMix64::new(0x0de0_0d1b));
     for dim in DIMS {
         let a: Vec<T> = (0..dim).map(|_| T::random(&mut rng)).collect();
         let b: Vec<T> = (0..dim).map(|_| T::random(&mut rng)).collect();

@@ -22,15 +22,11 @@ const DIMS: [usize; 20] = [
 const REL_TOL: f64 = 1e-4;
 
 /// Deterministic SplitMix64, so failures reproduce without a seed file.
-struct Rng(u64);
+struct Rng(omendb::engine::rng::SplitMix64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// Uniform in [-1, 1).
@@ -138,7 +134,7 @@ fn check_pair<T: TestElement>(level: SimdLevel, a: &[T], b: &[T]) {
 
 /// Random vectors at every length of [`DIMS`], aligned and misaligned.
 fn check_random<T: TestElement>(level: SimdLevel, seed: u64) {
-    let mut rng = Rng(seed);
+    let mut rng = Rng(omendb::engine::rng::SplitMix64::new(seed));
     for &n in &DIMS {
         let a: Vec<T> = (0..n + 1).map(|_| T::random(&mut rng)).collect();
         let b: Vec<T> = (0..n + 1).map(|_| T::random(&mut rng)).collect();
@@ -285,7 +281,7 @@ fn integer_kernels_are_exact_past_one_accumulation_block() {
         check_pair(level, &vec![i8::MIN; n], &vec![i8::MAX; n]);
         check_pair(level, &vec![i8::MIN; n], &vec![i8::MIN; n]);
         check_random::<u8>(level, 99);
-        let mut rng = Rng(7);
+        let mut rng = Rng(omendb::engine::rng::SplitMix64::new(7));
         let a: Vec<i8> = (0..n).map(|_| i8::random(&mut rng)).collect();
         let b: Vec<i8> = (0..n).map(|_| i8::random(&mut rng)).collect();
         check_pair(level, &a, &b);
@@ -322,7 +318,7 @@ fn known_values() {
 fn inner_product_is_negated_dot_and_zero_cosine_is_one() {
     fn check<T: TestElement>(level: SimdLevel) {
         let k = Kernels::<T>::for_level(level).unwrap();
-        let mut rng = Rng(42);
+        let mut rng = Rng(omendb::engine::rng::SplitMix64::new(42));
         for &n in &DIMS {
             let a: Vec<T> = (0..n).map(|_| T::random(&mut rng)).collect();
             let b: Vec<T> = (0..n).map(|_| T::random(&mut rng)).collect();

@@ -15,6 +15,7 @@ pub mod ground_truth;
 pub mod index;
 pub mod io;
 pub mod quant;
+pub mod rng;
 pub mod synth;
 pub mod vectors;
 

@@ -34,32 +34,8 @@ use rayon::prelude::*;
 
 use crate::{ElementType, EngineError, Result};
 
-/// SplitMix64: turns arbitrary (even sequential) seeds into well-mixed
-/// 64-bit words; used only to seed [`Rng`].
-#[derive(Debug, Clone)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    /// Starts at `seed`.
-    pub fn new(seed: u64) -> Self {
-        SplitMix64(seed)
-    }
-
-    /// The next word.
-    #[allow(clippy::should_implement_trait)]
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        mix64(self.0)
-    }
-}
-
-/// The SplitMix64 finaliser: a bijection with full avalanche.
-#[inline]
-fn mix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+pub use crate::rng::SplitMix64;
+use crate::rng::mix as mix64;
 
 /// xoshiro256++: small, fast and statistically strong; written here so that
 /// the datasets do not change when a dependency's algorithm does.
@@ -73,7 +49,7 @@ impl Rng {
     /// A generator seeded from one word.
     pub fn new(seed: u64) -> Self {
         let mut sm = SplitMix64::new(seed);
-        let s = [sm.next(), sm.next(), sm.next(), sm.next()];
+        let s = [sm.next_u64(), sm.next_u64(), sm.next_u64(), sm.next_u64()];
         Rng {
             s,
             spare_normal: None,
@@ -571,7 +547,7 @@ mod tests {
         let got: Vec<u64> = (0..3).map(|_| r.next_u64()).collect();
         assert_eq!(got, vec![41943041, 58720359, 3588806011781223]);
         // SplitMix64 from 0: the published first output.
-        assert_eq!(SplitMix64::new(0).next(), 0xE220_A839_7B1D_CDAF);
+        assert_eq!(SplitMix64::new(0).next_u64(), 0xE220_A839_7B1D_CDAF);
     }
 
     #[test]

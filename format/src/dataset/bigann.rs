@@ -117,15 +117,7 @@ impl<T: DatasetElement> BigAnnWriter<T> {
     /// Starts writing `path` with rows of `dim` values.
     pub fn create(path: impl AsRef<Path>, dim: usize) -> Result<Self> {
         let path = path.as_ref();
-        let d = i32::try_from(dim)
-            .ok()
-            .filter(|_| (1..=MAX_DIM).contains(&dim))
-            .ok_or_else(|| {
-                FormatError::InvalidArgument(format!(
-                    "{}: dimension {dim} is outside 1..={MAX_DIM}",
-                    path.display()
-                ))
-            })?;
+        let d = super::header_dim(path, dim)?;
         let mut file = AtomicFile::create(path)?;
         file.write(&0i32.to_le_bytes())?;
         file.write(&d.to_le_bytes())?;
@@ -140,14 +132,7 @@ impl<T: DatasetElement> BigAnnWriter<T> {
     /// Appends whole rows: `values.len()` must be a multiple of the
     /// dimension.
     pub fn push(&mut self, values: &[T]) -> Result<()> {
-        if !values.len().is_multiple_of(self.dim) {
-            return Err(FormatError::InvalidArgument(format!(
-                "{}: {} values are not a whole number of rows of dimension {}",
-                self.file.path().display(),
-                values.len(),
-                self.dim
-            )));
-        }
+        super::check_whole_rows(self.file.path(), values.len(), self.dim)?;
         let rows = self.rows.saturating_add(u64_of(values.len() / self.dim));
         if rows > MAX_ROWS {
             return Err(FormatError::InvalidArgument(format!(

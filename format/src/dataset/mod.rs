@@ -276,3 +276,28 @@ fn cast_slice<T: DatasetElement>(bytes: &[u8]) -> Option<&[T]> {
 fn u64_of(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
 }
+
+/// `dim` as the int32 a file header stores, if it is a valid dimension.
+fn header_dim(path: &Path, dim: usize) -> Result<i32> {
+    i32::try_from(dim)
+        .ok()
+        .filter(|_| (1..=MAX_DIM).contains(&dim))
+        .ok_or_else(|| {
+            FormatError::InvalidArgument(format!(
+                "{}: dimension {dim} is outside 1..={MAX_DIM}",
+                path.display()
+            ))
+        })
+}
+
+/// Writers take whole rows only.
+fn check_whole_rows(path: &Path, values: usize, dim: usize) -> Result<()> {
+    if values.is_multiple_of(dim) {
+        Ok(())
+    } else {
+        Err(FormatError::InvalidArgument(format!(
+            "{}: {values} values are not a whole number of rows of dimension {dim}",
+            path.display()
+        )))
+    }
+}

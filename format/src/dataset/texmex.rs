@@ -112,15 +112,7 @@ impl<T: DatasetElement> TexmexWriter<T> {
     /// Starts writing `path` with rows of `dim` values.
     pub fn create(path: impl AsRef<Path>, dim: usize) -> Result<Self> {
         let path = path.as_ref();
-        let d = i32::try_from(dim)
-            .ok()
-            .filter(|_| (1..=MAX_DIM).contains(&dim))
-            .ok_or_else(|| {
-                FormatError::InvalidArgument(format!(
-                    "{}: dimension {dim} is outside 1..={MAX_DIM}",
-                    path.display()
-                ))
-            })?;
+        let d = super::header_dim(path, dim)?;
         if !ROW_PREFIX_BYTES.is_multiple_of(std::mem::size_of::<T>()) {
             return Err(FormatError::InvalidArgument(format!(
                 "{}: TEXMEX rows cannot hold {} values",
@@ -140,14 +132,7 @@ impl<T: DatasetElement> TexmexWriter<T> {
     /// Appends whole rows: `values.len()` must be a multiple of the
     /// dimension.
     pub fn push(&mut self, values: &[T]) -> Result<()> {
-        if !values.len().is_multiple_of(self.dim) {
-            return Err(FormatError::InvalidArgument(format!(
-                "{}: {} values are not a whole number of rows of dimension {}",
-                self.file.path().display(),
-                values.len(),
-                self.dim
-            )));
-        }
+        super::check_whole_rows(self.file.path(), values.len(), self.dim)?;
         for row in values.chunks_exact(self.dim) {
             self.file.write(&self.prefix)?;
             self.file.write(row.as_bytes())?;
