@@ -13,6 +13,7 @@
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod plot;
 pub mod progress;
 
 pub use error::{Result, ToolError};

@@ -38,7 +38,7 @@ impl PageSource {
             IoMode::Mmap => Self::mmap(path),
             IoMode::Direct => Self::direct(path, depth),
             IoMode::Auto => Self::direct(path, depth).or_else(|e| {
-                tracing::info!(
+                tracing::warn!(
                     path = %path.display(),
                     "io_uring with O_DIRECT is unavailable ({e}); reading through mmap and the page cache"
                 );

@@ -31,11 +31,18 @@ With --io auto (the default) node pages are read with io_uring and O_DIRECT, \
 bypassing the page cache, so every setting runs cold; --io mmap reads through \
 the page cache instead.
 
+--plot FILE.png draws recall@k against QPS (log scale) for the sweep. Its text \
+needs a TrueType font found at run time: $OMEN_PLOT_FONT, else a system font \
+such as /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf (Debian: \
+fonts-dejavu-core); without one the command fails before searching.
+
 Examples:
   omen bench --segment d/index.omen --queries d/query.fbin --gt d/gt.ibin \\
       --k 10 --sweep ef=10,20,40,80,160 --threads 1
   omen bench --segment d/index.omen --queries d/query.fbin --gt d/gt.ibin \\
-      --sweep beam=1,2,4,8 --ef 64 --json";
+      --sweep beam=1,2,4,8 --ef 64 --json
+  omen bench --segment d/index.omen --queries d/query.fbin --gt d/gt.ibin \\
+      --sweep ef=10,20,40,80,160 --plot d/recall-qps.png";
 
 /// Arguments of `omen bench`.
 #[derive(Debug, Args)]
@@ -73,6 +80,9 @@ pub struct BenchArgs {
     /// Print one JSON object per setting instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Also draw recall@k against QPS for the sweep into this PNG file.
+    #[arg(long, value_name = "FILE.png")]
+    pub plot: Option<PathBuf>,
 }
 
 /// The measurements of one setting.
@@ -104,12 +114,17 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     )?;
     let queries = read_queries(&args.queries)?;
     let gt = GroundTruthFile::open(&args.gt)?;
+    if args.plot.is_some() {
+        // Fail before a long sweep, not after it.
+        crate::plot::ensure_font()?;
+    }
     let settings = parse_sweep(
         &args.sweep,
         SearchParams {
             ef: args.ef,
             beam_width: args.beam,
             upper_ef: args.upper,
+            ..SearchParams::default()
         },
     )?;
     if !args.json {
@@ -129,6 +144,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         );
         say!("{}", header());
     }
+    let mut rows = Vec::with_capacity(settings.len());
     for params in settings {
         let row = measure(&segment, &queries, &gt, args.k, params, args.threads)?;
         if args.json {
@@ -136,8 +152,60 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         } else {
             say!("{}", table_row(&row));
         }
+        rows.push(row);
+    }
+    if let Some(path) = &args.plot {
+        let info = segment.info();
+        let name = args
+            .segment
+            .file_name()
+            .map_or_else(|| "segment".into(), |n| n.to_string_lossy().into_owned());
+        let title = format!(
+            "{name}: {} × {} {}, {} queries, {} thread(s), I/O {}",
+            info.vector_count,
+            info.dimension,
+            info.metric,
+            queries.len(),
+            args.threads,
+            segment.io_mode()
+        );
+        let knob = args.sweep.split_once('=').map_or("ef", |(k, _)| k.trim());
+        plot_sweep(path, &title, "OmenDB", args.k, knob, &rows)?;
+        if !args.json {
+            say!("plot: {}", path.display());
+        }
     }
     Ok(())
+}
+
+/// Draws the rows of a sweep as one recall/QPS curve, each point labelled
+/// with its value of `knob` (ef, beam or upper), into a PNG file.
+pub fn plot_sweep(
+    path: &Path,
+    title: &str,
+    name: &str,
+    k: usize,
+    knob: &str,
+    rows: &[SweepRow],
+) -> Result<()> {
+    let value = |p: &SearchParams| match knob {
+        "beam" => Some(p.beam_width),
+        "upper" => Some(p.upper_ef),
+        "ef" => Some(p.ef),
+        _ => None,
+    };
+    let series = crate::plot::Series {
+        name: name.to_owned(),
+        points: rows
+            .iter()
+            .map(|r| crate::plot::Point {
+                recall: r.recall,
+                qps: r.qps,
+                label: value(&r.params).map(|v| format!("{knob}={v}")),
+            })
+            .collect(),
+    };
+    crate::plot::recall_qps_png(path, title, k, &[series])
 }
 
 /// The column header of [`table_row`].
