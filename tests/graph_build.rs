@@ -131,6 +131,52 @@ fn hnsw_heuristic_recall_f32() {
 }
 
 #[test]
+fn saturation_fills_lists_and_keeps_recall() {
+    let n = 4000;
+    let (base, queries) = dataset::<f32>(13, n, 100, DIM);
+    let base = FlatVectors::new(&base, DIM).unwrap();
+    let queries = FlatVectors::new(&queries, DIM).unwrap();
+    let truth = ground_truth(&base, &queries, Metric::L2, 10);
+    let search = SearchParams {
+        k: 10,
+        list_size: 24,
+        nodes_per_page: 0,
+    };
+    let plain = BuildParams::vamana(24, 48);
+    let full = BuildParams {
+        saturate: true,
+        ..plain
+    };
+    let mut results = Vec::new();
+    for params in [plain, full] {
+        let graph = build_graph(&base, Metric::L2, &params, &|_, _| {}).unwrap();
+        assert_well_formed(&graph, n, params.max_degree, Metric::L2);
+        let (found, expanded) = search_all(&graph, &base, &queries, Metric::L2, &search);
+        let r = recall(&truth, &found, 10);
+        eprintln!(
+            "saturate {}: mean degree {:.1}, recall@10 {r:.4}, {expanded:.1} expanded",
+            params.saturate,
+            graph.mean_degree()
+        );
+        results.push((graph.mean_degree(), r));
+    }
+    let ((plain_degree, plain_recall), (full_degree, full_recall)) = (results[0], results[1]);
+    // The search lists hold 48 candidates: almost every list fills to R.
+    assert!(
+        full_degree > 0.95 * 24.0,
+        "saturated mean degree {full_degree}"
+    );
+    assert!(
+        full_degree > plain_degree + 1.0,
+        "{plain_degree} vs {full_degree}"
+    );
+    assert!(
+        full_recall >= plain_recall - 0.01,
+        "{plain_recall} vs {full_recall}"
+    );
+}
+
+#[test]
 fn list_covering_the_set_gives_exact_results() {
     let n = 600;
     let (base, queries) = dataset::<f32>(11, n, 30, 16);

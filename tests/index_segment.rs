@@ -87,6 +87,7 @@ fn recall_for_every_metric_and_element_type() {
         ef: 64,
         beam_width: 4,
         upper_ef: 8,
+        stop_permille: SearchParams::default().stop_permille,
     };
     for metric in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
         let cases: Vec<(ElementType, f64)> = vec![
@@ -136,6 +137,8 @@ fn exact_when_ef_covers_the_whole_dataset() {
             ef: 600,
             beam_width: 8,
             upper_ef: 8,
+            // The early stop would end the search before it covers the set.
+            stop_permille: None,
         };
         for (q, query) in queries.iter().enumerate() {
             let (found, stats) = segment.search(query, 10, &params).unwrap();
@@ -151,6 +154,56 @@ fn exact_when_ef_covers_the_whole_dataset() {
             assert!(stats.pages_read > 0 && stats.bytes_read == u64::from(stats.pages_read) * 4096);
         }
     }
+}
+
+#[test]
+fn early_stop_reads_less_and_keeps_recall() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, queries, gt) = fixture::<f32>(
+        dir.path(),
+        ElementType::F32,
+        Metric::L2,
+        4000,
+        32,
+        &small_options(),
+    );
+    let segment = Segment::open(&path, &SegmentOptions::default()).unwrap();
+    let mut rows = Vec::new();
+    for stop_permille in [None, Some(70), Some(0)] {
+        let params = SearchParams {
+            ef: 64,
+            stop_permille,
+            ..SearchParams::default()
+        };
+        let r = recall(&segment, &queries, &gt, &params);
+        let pages: u32 = queries
+            .iter()
+            .map(|q| segment.search(q, 10, &params).unwrap().1.pages_read)
+            .sum();
+        eprintln!("stop {stop_permille:?}: recall@10 {r:.3}, {pages} pages");
+        rows.push((r, pages));
+    }
+    let [
+        (full_recall, full_pages),
+        (stop_recall, stop_pages),
+        (tight_recall, tight_pages),
+    ] = rows[..]
+    else {
+        unreachable!()
+    };
+    assert!(
+        stop_pages < full_pages,
+        "{stop_pages} vs {full_pages} pages"
+    );
+    assert!(
+        tight_pages <= stop_pages,
+        "{tight_pages} vs {stop_pages} pages"
+    );
+    assert!(
+        stop_recall >= full_recall - 0.03,
+        "{stop_recall} vs {full_recall}"
+    );
+    assert!(stop_recall >= 0.9 && tight_recall <= stop_recall + 1e-9);
 }
 
 #[test]

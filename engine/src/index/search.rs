@@ -9,7 +9,16 @@
 //! graph neighbours tend to share pages, SPEC.md §2.5.4) and joins the list
 //! if it is good enough; expanding a node whose page is already in hand
 //! costs no I/O. The search ends when the best `ef` candidates are all
-//! expanded. The result is the `k` best exact distances seen.
+//! expanded, or, with [`SearchParams::stop_permille`], when every
+//! unexpanded candidate among them is farther than the bound
+//! `d_k + stop · |d_k|` (`d_k`: the `k`-th best exact distance so far), so
+//! easy queries stop early and `ef` only caps the hard ones. The result is
+//! the `k` best exact distances seen.
+//!
+//! Measured on 200K clustered 128-d vectors (R = 64 saturated, rabitq2,
+//! beam 4): a 6.5% bound at `ef = 64` reads 24.3 pages per query for
+//! recall@10 0.953, where the plain rule needs `ef = 24` and 26 pages for
+//! 0.948.
 //!
 //! Invariants: a page is read at most once per query; a node is scored by
 //! code at most once (the visited set); every exact distance comes from a
@@ -73,6 +82,8 @@ pub(crate) struct Scratch {
     /// Pages of each in-flight group still to arrive.
     arriving: Vec<usize>,
     results: Vec<(f32, u32, u64)>,
+    /// Exact distances, reordered to find the current `k`-th best.
+    kth: Vec<f32>,
     widened: Vec<f32>,
     batch_groups: Vec<u64>,
     batch_offsets: Vec<u64>,
@@ -145,7 +156,20 @@ pub(crate) fn search(
         }
         // Otherwise read the pages of the best `beam` unexpanded candidates.
         scratch.batch_groups.clear();
+        let bound = match params.stop_permille {
+            Some(p) if scratch.results.len() >= k => {
+                let kth = &mut scratch.kth;
+                kth.clear();
+                kth.extend(scratch.results.iter().map(|r| r.0));
+                let (_, &mut dk, _) = kth.select_nth_unstable_by(k - 1, f32::total_cmp);
+                dk + dk.abs() * (p as f32 / 1000.0)
+            }
+            _ => f32::INFINITY,
+        };
         for c in scratch.list.iter_mut().take(ef) {
+            if c.distance > bound {
+                break;
+            }
             if c.expanded || c.pending {
                 continue;
             }

@@ -199,6 +199,7 @@ pub fn run(args: &DemoArgs, quiet: bool) -> Result<()> {
         alpha: 1.2,
         builder: Builder::Vamana,
         code: BuildOptions::default().code,
+        no_saturate: !BuildOptions::default().saturate,
         upper_degree: 16,
         memory_budget: 1 << 30,
         threads: None,
