@@ -50,14 +50,20 @@ impl SplitMix64 {
         if let Some(z) = self.spare_normal.take() {
             return z;
         }
-        // 1 - uniform is in (0, 1], so the logarithm is finite.
-        let u1 = 1.0 - self.uniform();
-        let u2 = self.uniform();
-        let r = (-2.0 * u1.ln()).sqrt();
-        let (s, c) = (std::f64::consts::TAU * u2).sin_cos();
-        self.spare_normal = Some(r * s);
-        r * c
+        let (z, spare) = box_muller(self.uniform(), self.uniform());
+        self.spare_normal = Some(spare);
+        z
     }
+}
+
+/// Two independent standard normal deviates from two uniforms in `[0, 1)`
+/// (Box-Muller).
+#[inline]
+pub fn box_muller(u1: f64, u2: f64) -> (f64, f64) {
+    // 1 - u1 is in (0, 1], so the logarithm is finite.
+    let r = (-2.0 * (1.0 - u1).ln()).sqrt();
+    let (s, c) = (std::f64::consts::TAU * u2).sin_cos();
+    (r * c, r * s)
 }
 
 /// The SplitMix64 finaliser: a bijection with full avalanche, so hashing

@@ -114,13 +114,9 @@ impl Rng {
         if let Some(z) = self.spare_normal.take() {
             return z;
         }
-        // 1 - uniform is in (0, 1], so the logarithm is finite.
-        let u1 = 1.0 - self.uniform();
-        let u2 = self.uniform();
-        let r = (-2.0 * u1.ln()).sqrt();
-        let (s, c) = (std::f64::consts::TAU * u2).sin_cos();
-        self.spare_normal = Some(r * s);
-        r * c
+        let (z, spare) = crate::rng::box_muller(self.uniform(), self.uniform());
+        self.spare_normal = Some(spare);
+        z
     }
 }
 

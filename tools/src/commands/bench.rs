@@ -71,6 +71,11 @@ pub struct BenchArgs {
     /// Entry candidates from the upper layers when not swept.
     #[arg(long, default_value_t = SearchParams::default().upper_ef)]
     pub upper: usize,
+    /// Early stop: stop reading once every unread candidate is this many
+    /// thousandths farther than the k-th best exact distance; 0 turns it off
+    /// (use 0 for segments built with 1-bit codes).
+    #[arg(long, default_value_t = SearchParams::default().stop_permille.unwrap_or(0))]
+    pub stop: u32,
     /// Searching threads.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
@@ -124,7 +129,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             ef: args.ef,
             beam_width: args.beam,
             upper_ef: args.upper,
-            ..SearchParams::default()
+            stop_permille: (args.stop > 0).then_some(args.stop),
         },
     )?;
     if !args.json {
