@@ -15,21 +15,22 @@ use omen_tools::cli;
     version,
     about = "Serve k-NN searches over OmenDB index segments (not implemented yet)",
     long_about = "\
-Serve k-nearest-neighbour searches over segments built by omen-build.
+Serve k-nearest-neighbour searches over segments built by omen-build, \
+speaking the PostgreSQL wire protocol with pgvector's SQL.
 
-Not implemented yet: the server needs the index builder of issue 3 and \
-arrives after it. Until then this command exits with status 2; try \
-`omen demo` instead.
+Not implemented yet (issue 5). Until then this command exits with status 2; \
+to search a segment today use `omen bench` or the library's Segment::search, \
+and try `omen demo`.
 
 Example (planned):
-  omen-serve --segment data/synth-1m/index.omen --listen 127.0.0.1:7700"
+  omen-serve --data DIR --listen 127.0.0.1:5433"
 )]
 struct Args {
-    /// Segment files to serve.
+    /// Collection directory or segment files to serve.
     #[arg(long)]
-    segment: Vec<PathBuf>,
+    data: Vec<PathBuf>,
     /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:7700")]
+    #[arg(long, default_value = "127.0.0.1:5433")]
     listen: String,
 }
 
@@ -37,6 +38,6 @@ fn main() -> ExitCode {
     let _args = Args::parse();
     cli::not_implemented(
         "omen-serve",
-        "the server is not implemented yet; it needs the index builder (issue 3)",
+        "the server is not implemented yet (issue 5); search segments with `omen bench` or the library",
     )
 }
