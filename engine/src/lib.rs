@@ -14,6 +14,7 @@ pub mod graph;
 pub mod ground_truth;
 pub mod index;
 pub mod io;
+pub mod memory;
 pub mod quant;
 pub mod rng;
 pub mod synth;

@@ -155,21 +155,6 @@ fn budget_error(budget: usize, n: usize, needed: usize) -> EngineError {
     ))
 }
 
-/// The kernel's record of this process's peak resident set (VmHWM), in
-/// bytes; `None` where /proc is unavailable.
-pub fn peak_rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse::<u64>()
-        .ok()?;
-    Some(kb * 1024)
-}
-
 /// Builds a segment at `out` from the rows `input` reads.
 pub fn build_segment<T: Widen + DatasetElement>(
     input: &RowReader<T>,
@@ -393,7 +378,7 @@ pub fn build_segment<T: Widen + DatasetElement>(
         ram_bytes_per_vector: (codes.len() + q.len() + upper.heap_bytes()) as f64 / n as f64,
         file_bytes,
         phase_seconds: timer.done,
-        peak_rss_bytes: peak_rss_bytes(),
+        peak_rss_bytes: crate::memory::peak_resident_bytes(),
     })
 }
 

@@ -33,6 +33,8 @@ pub struct Segment {
     rows: RowLayout,
     nodes_offset: u64,
     quantizer: Quantizer,
+    /// Serialised size of the quantizer: its model's RAM, to the byte.
+    quantizer_bytes: usize,
     codes: Vec<u8>,
     code_len: usize,
     upper: UpperLayers,
@@ -120,7 +122,9 @@ impl Segment {
         }
 
         let section = *file.require(SectionKind::QUANTIZER)?;
-        let quantizer = Quantizer::from_bytes(&file.read_section(&section)?, path, section.offset)?;
+        let quantizer_section = file.read_section(&section)?;
+        let quantizer_bytes = quantizer_section.len();
+        let quantizer = Quantizer::from_bytes(&quantizer_section, path, section.offset)?;
         if quantizer.dim() != info.dimension as usize || quantizer.metric() != info.metric {
             return Err(corrupt(
                 SectionKind::QUANTIZER,
@@ -171,6 +175,7 @@ impl Segment {
             rows,
             nodes_offset: nodes.offset,
             quantizer,
+            quantizer_bytes,
             codes,
             code_len,
             upper,
@@ -270,7 +275,7 @@ impl Segment {
     /// Bytes of RAM the segment holds for search: codes, quantizer model,
     /// upper layers. (Scratch and rings add a fixed amount per thread.)
     pub fn ram_bytes(&self) -> usize {
-        self.codes.len() + self.quantizer.to_bytes().len() + self.upper.heap_bytes()
+        self.codes.len() + self.quantizer_bytes + self.upper.heap_bytes()
     }
 
     pub(crate) fn quantizer(&self) -> &Quantizer {

@@ -345,7 +345,7 @@ pub fn measure(
         rounds: mean(&|s| f64::from(s.rounds)),
         code_distances: mean(&|s| f64::from(s.code_distances)),
         exact_distances: mean(&|s| f64::from(s.exact_distances)),
-        rss_bytes: resident_bytes(),
+        rss_bytes: omen_engine::memory::resident_bytes().unwrap_or(0),
     })
 }
 
@@ -398,16 +398,4 @@ pub fn parse_sweep(spec: &str, base: SearchParams) -> Result<Vec<SearchParams>> 
             }
         })
         .collect()
-}
-
-/// This process's resident set size, from /proc (0 where unavailable).
-pub fn resident_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
 }
