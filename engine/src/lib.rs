@@ -10,6 +10,7 @@
 pub mod cluster;
 pub mod distance;
 pub mod error;
+pub mod filter;
 pub mod graph;
 pub mod ground_truth;
 pub mod index;

@@ -4,6 +4,8 @@
 //!
 //! - [`segment`]: the versioned, checksummed, 4 KiB-aligned segment container
 //!   (SPEC.md §2), written by `omen-build` and by flushes and read by search;
+//! - [`attr`]: scalar attribute column types and values, shared by the
+//!   WAL, the segment attribute section, filters and SQL;
 //! - [`dataset`]: the big-ann-benchmarks and TEXMEX vector and ground-truth
 //!   files that segments are built from and benchmarks are scored against.
 //!
@@ -22,6 +24,7 @@ compile_error!(
 );
 
 pub(crate) mod atomic;
+pub mod attr;
 pub mod checksum;
 pub mod dataset;
 pub mod error;
@@ -29,5 +32,6 @@ pub mod mmap;
 pub mod segment;
 pub mod types;
 
+pub use attr::{ColumnSchema, ColumnType, Value};
 pub use error::{FormatError, Result};
 pub use types::{ElementType, Metric};
