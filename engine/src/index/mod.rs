@@ -12,7 +12,7 @@ mod pages;
 mod search;
 mod segment;
 
-pub use build::{BuildOptions, BuildPhase, BuildReport, build_segment};
+pub use build::{BuildOptions, BuildPhase, BuildReport, BuildRows, MemoryRows, build_segment};
 pub use node::NodeLayout;
 pub use segment::Segment;
 
