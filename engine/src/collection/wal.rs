@@ -53,6 +53,22 @@ impl WalWriter {
         })
     }
 
+    /// Continues WAL file `number` (already replayed, and cut back to its
+    /// last whole record if its tail was torn).
+    pub(crate) fn append_to(dir: &Path, number: u64) -> Result<Self> {
+        let path = dir.join(wal_file_name(number));
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(|e| FormatError::io(&path, e))?;
+        Ok(WalWriter {
+            path,
+            file,
+            number,
+            unsynced: 0,
+        })
+    }
+
     /// Appends framed records (one `write` for the whole group).
     pub(crate) fn append(&mut self, bytes: &[u8]) -> Result<()> {
         self.file
