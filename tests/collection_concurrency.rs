@@ -24,7 +24,8 @@ fn readers_writers_and_compaction_together() {
         compaction_fanout: 3,
         ..small_options(300)
     };
-    let c = Arc::new(Collection::create(dir.path(), Schema::new(DIM, Metric::L2), options).unwrap());
+    let c =
+        Arc::new(Collection::create(dir.path(), Schema::new(DIM, Metric::L2), options).unwrap());
     // Ids deleted for good, and ids written once and never touched again,
     // each recorded after its write was acknowledged.
     let dead = Arc::new(Mutex::new(Vec::<u64>::new()));
@@ -44,14 +45,25 @@ fn readers_writers_and_compaction_together() {
                         model.insert(id, 0u64);
                     }
                     // Ids ending in 0..=1: stable; 2..=3: deleted; 4..=5: upserted.
-                    stable.lock().unwrap().extend(ids.iter().filter(|&&id| id % 10 <= 1));
-                    let del: Vec<u64> = ids.iter().copied().filter(|id| (2..=3).contains(&(id % 10))).collect();
+                    stable
+                        .lock()
+                        .unwrap()
+                        .extend(ids.iter().filter(|&&id| id % 10 <= 1));
+                    let del: Vec<u64> = ids
+                        .iter()
+                        .copied()
+                        .filter(|id| (2..=3).contains(&(id % 10)))
+                        .collect();
                     c.delete(&del).unwrap();
                     for id in &del {
                         model.remove(id);
                     }
                     dead.lock().unwrap().extend(&del);
-                    let up: Vec<u64> = ids.iter().copied().filter(|id| (4..=5).contains(&(id % 10))).collect();
+                    let up: Vec<u64> = ids
+                        .iter()
+                        .copied()
+                        .filter(|id| (4..=5).contains(&(id % 10)))
+                        .collect();
                     c.upsert(&up, &vectors(&up, round + 1, DIM), &[]).unwrap();
                     for &id in &up {
                         model.insert(id, round + 1);
@@ -78,7 +90,9 @@ fn readers_writers_and_compaction_together() {
                     let dead_now = dead.lock().unwrap().clone();
                     let stable_now = stable.lock().unwrap().clone();
                     if let Some(&id) = dead_now.get(i as usize % dead_now.len().max(1)) {
-                        let hits = c.search(&vector(id, 0, DIM), 10, &SearchParams::default()).unwrap();
+                        let hits = c
+                            .search(&vector(id, 0, DIM), 10, &SearchParams::default())
+                            .unwrap();
                         assert!(hits.iter().all(|h| h.id != id), "deleted id {id} returned");
                         assert!(hits.windows(2).all(|w| w[0].distance <= w[1].distance));
                         let mut ids: Vec<u64> = hits.iter().map(|h| h.id).collect();
@@ -88,7 +102,9 @@ fn readers_writers_and_compaction_together() {
                         checks += 1;
                     }
                     if let Some(&id) = stable_now.get(i as usize % stable_now.len().max(1)) {
-                        let hits = c.search(&vector(id, 0, DIM), 5, &SearchParams::default()).unwrap();
+                        let hits = c
+                            .search(&vector(id, 0, DIM), 5, &SearchParams::default())
+                            .unwrap();
                         assert_eq!((hits[0].id, hits[0].distance), (id, 0.0), "stable id {id}");
                         checks += 1;
                     }
@@ -129,8 +145,10 @@ fn readers_writers_and_compaction_together() {
         assert!(got.insert(id, v.to_vec()).is_none());
     })
     .unwrap();
-    let want: BTreeMap<u64, Vec<f32>> =
-        model.iter().map(|(&id, &ver)| (id, vector(id, ver, DIM))).collect();
+    let want: BTreeMap<u64, Vec<f32>> = model
+        .iter()
+        .map(|(&id, &ver)| (id, vector(id, ver, DIM)))
+        .collect();
     assert_eq!(got.len(), want.len());
     assert!(got == want);
 }

@@ -76,7 +76,9 @@ fn damaged_wal_record_in_the_middle_is_an_error_naming_file_and_offset() {
     // Inside the first record's payload (header 32, frame 12).
     bytes[32 + 12 + 30] ^= 0x40;
     std::fs::write(&wal, &bytes).unwrap();
-    let err = Collection::open(dir.path(), small_options(10_000)).unwrap_err().to_string();
+    let err = Collection::open(dir.path(), small_options(10_000))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains(wal.to_str().unwrap()), "{err}");
     assert!(err.contains("offset 32"), "{err}");
     assert!(err.contains("checksum"), "{err}");
@@ -91,10 +93,17 @@ fn damaged_manifest_is_an_error() {
     let at = bytes.len() / 2;
     bytes[at] ^= 1;
     std::fs::write(&path, &bytes).unwrap();
-    let err = Collection::open(dir.path(), small_options(10_000)).unwrap_err().to_string();
-    assert!(err.contains(path.to_str().unwrap()) && err.contains("checksum"), "{err}");
+    let err = Collection::open(dir.path(), small_options(10_000))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(path.to_str().unwrap()) && err.contains("checksum"),
+        "{err}"
+    );
     std::fs::write(&path, &bytes[..20]).unwrap();
-    let err = Collection::open(dir.path(), small_options(10_000)).unwrap_err().to_string();
+    let err = Collection::open(dir.path(), small_options(10_000))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("truncated"), "{err}");
 }
 
@@ -109,7 +118,9 @@ fn damaged_or_missing_segment_files_are_errors() {
     let mut bytes = std::fs::read(&tomb).unwrap();
     bytes[24] ^= 1;
     std::fs::write(&tomb, &bytes).unwrap();
-    let err = Collection::open(dir.path(), small_options(10_000)).unwrap_err().to_string();
+    let err = Collection::open(dir.path(), small_options(10_000))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains(tomb.to_str().unwrap()), "{err}");
 
     let dir = tempfile::tempdir().unwrap();
@@ -119,13 +130,17 @@ fn damaged_or_missing_segment_files_are_errors() {
         .find(|p| p.extension().unwrap() == "ids")
         .unwrap();
     std::fs::remove_file(&ids).unwrap();
-    let err = Collection::open(dir.path(), small_options(10_000)).unwrap_err().to_string();
+    let err = Collection::open(dir.path(), small_options(10_000))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains(ids.to_str().unwrap()), "{err}");
 }
 
 #[test]
 fn not_a_collection() {
     let dir = tempfile::tempdir().unwrap();
-    let err = Collection::open(dir.path(), small_options(10)).unwrap_err().to_string();
+    let err = Collection::open(dir.path(), small_options(10))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("not a collection"), "{err}");
 }

@@ -48,8 +48,10 @@ fn check(c: &Collection, model: &BTreeMap<u64, u64>) -> Result<(), TestCaseError
         got.insert(id, v.to_vec());
     })
     .unwrap();
-    let want: BTreeMap<u64, Vec<f32>> =
-        model.iter().map(|(&id, &v)| (id, vector(id, v, DIM))).collect();
+    let want: BTreeMap<u64, Vec<f32>> = model
+        .iter()
+        .map(|(&id, &v)| (id, vector(id, v, DIM)))
+        .collect();
     prop_assert_eq!(got, want);
     // The segment set accounts for every row exactly once: live segment rows
     // plus memtable rows cover the model, and tombstones never exceed rows.

@@ -46,16 +46,20 @@ Examples:
 
 /// Arguments of `omen bench`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct BenchArgs {
+    /// `omen bench ingest`: benchmark a collection's write path instead.
+    #[command(subcommand)]
+    pub mode: Option<BenchMode>,
     /// Segment to search.
-    #[arg(long)]
-    pub segment: PathBuf,
+    #[arg(long, required = true)]
+    pub segment: Option<PathBuf>,
     /// Query vectors.
-    #[arg(long)]
-    pub queries: PathBuf,
+    #[arg(long, required = true)]
+    pub queries: Option<PathBuf>,
     /// Exact ground truth for the queries (from `omen data gt`).
-    #[arg(long)]
-    pub gt: PathBuf,
+    #[arg(long, required = true)]
+    pub gt: Option<PathBuf>,
     /// Neighbours per query.
     #[arg(long, default_value_t = 10)]
     pub k: usize,
@@ -108,17 +112,35 @@ pub struct SweepRow {
     pub rss_bytes: u64,
 }
 
+/// Benchmarks other than a segment search sweep.
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchMode {
+    /// Durable ingest into a collection, with recall during and after.
+    #[command(long_about = super::ingest::LONG_ABOUT)]
+    Ingest(super::ingest::IngestArgs),
+}
+
 /// Runs `omen bench`.
 pub fn run(args: &BenchArgs) -> Result<()> {
+    if let Some(BenchMode::Ingest(ingest)) = &args.mode {
+        return super::ingest::run(ingest);
+    }
+    let (Some(segment_path), Some(queries_path), Some(gt_path)) =
+        (&args.segment, &args.queries, &args.gt)
+    else {
+        return Err(ToolError::Usage(
+            "omen bench needs --segment, --queries and --gt (or the ingest subcommand)".into(),
+        ));
+    };
     let segment = Segment::open(
-        &args.segment,
+        segment_path,
         &SegmentOptions {
             io: args.io,
             ..SegmentOptions::default()
         },
     )?;
-    let queries = read_queries(&args.queries)?;
-    let gt = GroundTruthFile::open(&args.gt)?;
+    let queries = read_queries(queries_path)?;
+    let gt = GroundTruthFile::open(gt_path)?;
     if args.plot.is_some() {
         // Fail before a long sweep, not after it.
         crate::plot::ensure_font()?;
@@ -136,7 +158,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         let info = segment.info();
         say!(
             "segment {} ({} × {} {}, {}), {} queries, k = {}, {} thread(s), I/O {}, RAM {:.1} B/vector",
-            args.segment.display(),
+            segment_path.display(),
             info.vector_count,
             info.dimension,
             info.element_type,
@@ -161,8 +183,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     if let Some(path) = &args.plot {
         let info = segment.info();
-        let name = args
-            .segment
+        let name = segment_path
             .file_name()
             .map_or_else(|| "segment".into(), |n| n.to_string_lossy().into_owned());
         let title = format!(

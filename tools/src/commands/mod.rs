@@ -9,7 +9,9 @@ pub mod build;
 pub mod data;
 pub mod debug;
 pub mod demo;
+pub mod ingest;
 pub mod inspect;
+pub mod inspect_collection;
 
 use clap::{Parser, Subcommand};
 
