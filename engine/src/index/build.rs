@@ -63,6 +63,9 @@ pub struct BuildOptions {
     /// Seed of every random choice; the same seed gives the same segment
     /// (but for the UUID and creation time).
     pub seed: u64,
+    /// Attribute columns, one row per input vector in input (id) order;
+    /// the build stores them in node order (SPEC.md §2.5.8).
+    pub attributes: Option<std::sync::Arc<omen_format::segment::attributes::AttributeColumns>>,
 }
 
 impl Default for BuildOptions {
@@ -82,6 +85,7 @@ impl Default for BuildOptions {
             temp_dir: None,
             training_sample: 100_000,
             seed: 42,
+            attributes: None,
         }
     }
 }
@@ -243,6 +247,15 @@ pub fn build_segment<T: Widen + DatasetElement>(
             input.describe()
         ))
     })?;
+    if let Some(a) = &options.attributes
+        && a.len() != n
+    {
+        return Err(EngineError::InvalidArgument(format!(
+            "{} attribute rows for the {n} vectors of {}",
+            a.len(),
+            input.path().display()
+        )));
+    }
     if n == 0 || u32::try_from(n).map_or(true, |n| n == u32::MAX) {
         return Err(EngineError::InvalidArgument(format!(
             "{}: a segment holds 1..{} vectors, the input has {n}",
@@ -435,6 +448,9 @@ pub fn build_segment<T: Widen + DatasetElement>(
         upper.levels() as u64,
         0,
     )?;
+    if let Some(a) = &options.attributes {
+        writer.write_attributes(&a.permuted(&perm.new_to_old)?)?;
+    }
     let path = writer.finish()?;
     let file_bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     timer.stop();
