@@ -253,7 +253,7 @@ pub fn build_segment<T: Widen + DatasetElement>(
         return Err(EngineError::InvalidArgument(format!(
             "{} attribute rows for the {n} vectors of {}",
             a.len(),
-            input.path().display()
+            input.describe()
         )));
     }
     if n == 0 || u32::try_from(n).map_or(true, |n| n == u32::MAX) {
