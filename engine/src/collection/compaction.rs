@@ -193,11 +193,15 @@ impl Inner {
             dim: self.schema.dimension,
             ids: Vec::new(),
         };
+        let ncols = self.schema.columns.len();
+        let mut values: Vec<omen_format::Value> = Vec::new();
         {
             let mut out = BufWriter::with_capacity(1 << 20, &spill.file);
             for s in &inputs {
-                s.files.segment.scan_rows(|_, rid, v| {
+                let columns = s.files.attribute_columns(ncols)?;
+                s.files.segment.scan_rows(|row, rid, v| {
                     if !s.tombstones.contains(&rid) {
+                        super::snapshot::push_values(&columns, row, ncols, &mut values);
                         for x in v {
                             out.write_all(&x.to_le_bytes())
                                 .map_err(|e| FormatError::io(&path, e))?;
@@ -222,7 +226,8 @@ impl Inner {
         let files = if sorted.is_empty() {
             None
         } else {
-            Some(self.write_segment(id, &spill, &sorted)?)
+            let attributes = self.attribute_columns(values.chunks(ncols.max(1)))?;
+            Some(self.write_segment(id, &spill, &sorted, attributes)?)
         };
         drop(spill);
         failpoint("compaction-built");

@@ -13,6 +13,8 @@ use omen_format::collection::{
     wal_file_name, write_id_set,
 };
 
+use omen_format::segment::attributes::AttributeColumns;
+
 use super::memtable::Memtable;
 use super::snapshot::{SegmentFiles, SegmentView, Version};
 use super::{Durability, Inner, failpoint, lock};
@@ -160,7 +162,7 @@ impl Inner {
 
     /// Builds the segment of `memtable`'s live rows, if it has any.
     fn build_from_memtable(&self, memtable: &Memtable) -> Result<Option<SegmentView>> {
-        let (ids, vectors, _values) = memtable.live_sorted();
+        let (ids, vectors, values) = memtable.live_sorted();
         if ids.is_empty() {
             return Ok(None);
         }
@@ -175,7 +177,8 @@ impl Inner {
             ids: &ids,
             label: &label,
         };
-        let files = self.write_segment(id, &rows, &ids)?;
+        let attributes = self.attribute_columns(values.chunks(self.schema.columns.len().max(1)))?;
+        let files = self.write_segment(id, &rows, &ids, attributes)?;
         Ok(Some(SegmentView {
             record: SegmentRecord {
                 id,
@@ -197,10 +200,12 @@ impl Inner {
         id: u64,
         rows: &dyn crate::index::BuildRows<f32>,
         sorted_ids: &[u64],
+        attributes: Option<AttributeColumns>,
     ) -> Result<Arc<SegmentFiles>> {
         let path = self.dir.join(segment_file_name(id));
         let options = crate::index::BuildOptions {
             temp_dir: Some(self.dir.clone()),
+            attributes: attributes.map(Arc::new),
             ..self.options.build.clone()
         };
         build_segment(rows, self.schema.metric, &path, &options, &|_, _, _| {})?;
@@ -217,6 +222,22 @@ impl Inner {
             ids: sorted_ids.to_vec(),
             obsolete: AtomicBool::new(false),
         }))
+    }
+
+    /// The attribute columns of `rows` (each in schema order), or `None`
+    /// when the schema has no columns.
+    pub(crate) fn attribute_columns<'a>(
+        &self,
+        rows: impl Iterator<Item = &'a [omen_format::Value]>,
+    ) -> Result<Option<AttributeColumns>> {
+        if self.schema.columns.is_empty() {
+            return Ok(None);
+        }
+        let mut columns = AttributeColumns::new(self.schema.columns.clone())?;
+        for row in rows {
+            columns.push_row(row)?;
+        }
+        Ok(Some(columns))
     }
 
     /// The segments of `version` with `hidden` ids tombstoned where they

@@ -134,6 +134,7 @@ impl Memtable {
         metric: Metric,
         k: usize,
         visible: &dyn Fn(u64) -> bool,
+        matches: Option<&dyn Fn(&[Value]) -> bool>,
         top: &mut TopK,
     ) {
         let kernels = Kernels::<f32>::best();
@@ -142,7 +143,8 @@ impl Memtable {
                 continue;
             }
             let d = kernels.distance(metric, query, v);
-            if top.would_take(d, k) && visible(self.ids[r]) {
+            let values = || &self.values[r * self.columns..(r + 1) * self.columns];
+            if top.would_take(d, k) && visible(self.ids[r]) && matches.is_none_or(|m| m(values())) {
                 top.push(
                     Hit {
                         id: self.ids[r],

@@ -19,6 +19,7 @@ mod inspect;
 mod memtable;
 mod options;
 mod recovery;
+mod row_filter;
 mod schema;
 mod snapshot;
 mod wal;
@@ -42,6 +43,7 @@ use memtable::{Memtable, Slot, TopK};
 use snapshot::Version;
 use wal::WalWriter;
 
+use crate::filter::Filter;
 use crate::index::{Hit, SearchParams};
 use crate::{EngineError, Result};
 
@@ -260,7 +262,22 @@ impl Collection {
     /// distances, over a consistent snapshot (memtables plus a pinned set
     /// of segments).
     pub fn search(&self, query: &[f32], k: usize, params: &SearchParams) -> Result<Vec<Hit>> {
-        self.inner.search(query, k, params)
+        self.inner.search(query, k, params, None)
+    }
+
+    /// Like [`Collection::search`], among the live rows whose attributes
+    /// satisfy `filter` (SQL semantics: NULL comparisons are unknown and do
+    /// not match). Memtable rows are tested value by value; segments compile
+    /// the filter on their columns and walk until `k` rows pass the filter,
+    /// the tombstones and the memtables together.
+    pub fn search_filtered(
+        &self,
+        query: &[f32],
+        k: usize,
+        filter: &Filter,
+        params: &SearchParams,
+    ) -> Result<Vec<Hit>> {
+        self.inner.search(query, k, params, Some(filter))
     }
 
     /// Makes every acknowledged write part of a segment: freezes the
@@ -333,7 +350,17 @@ impl Inner {
         })
     }
 
-    fn search(&self, query: &[f32], k: usize, params: &SearchParams) -> Result<Vec<Hit>> {
+    fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        params: &SearchParams,
+        filter: Option<&Filter>,
+    ) -> Result<Vec<Hit>> {
+        if let Some(f) = filter {
+            // Unknown columns and mistyped literals fail here, by name.
+            crate::filter::check(f, &self.schema.columns)?;
+        }
         let dim = self.schema.dimension;
         if query.len() != dim {
             return Err(EngineError::InvalidArgument(format!(
@@ -356,12 +383,19 @@ impl Inner {
         // Lock order: active, then version (as freezing takes them).
         let active = self.active.read().unwrap_or_else(|p| p.into_inner());
         let version = Arc::clone(&self.version.read().unwrap_or_else(|p| p.into_inner()));
-        active.scan(query, metric, k, &|_| true, &mut top);
+        let columns = &self.schema.columns;
+        let row_matches = |values: &[Value]| {
+            filter.is_none_or(|f| row_filter::eval(f, columns, values) == Some(true))
+        };
+        let matches: Option<&dyn Fn(&[Value]) -> bool> = filter
+            .is_some()
+            .then_some(&row_matches as &dyn Fn(&[Value]) -> bool);
+        active.scan(query, metric, k, &|_| true, matches, &mut top);
         for (i, frozen) in version.frozen.iter().enumerate().rev() {
             let newer = &version.frozen[i + 1..];
             let visible =
                 |id: u64| active.get(id).is_none() && newer.iter().all(|m| m.get(id).is_none());
-            frozen.scan(query, metric, k, &visible, &mut top);
+            frozen.scan(query, metric, k, &visible, matches, &mut top);
         }
         let in_memtables = |id: u64| {
             active.get(id).is_some() || version.frozen.iter().any(|m| m.get(id).is_some())
@@ -370,8 +404,35 @@ impl Inner {
             if seg.live_rows() == 0 {
                 continue;
             }
-            let accept = |_row: u32, id: u64| !seg.tombstones.contains(&id) && !in_memtables(id);
-            let (hits, _) = seg.files.segment.search_with(query, k, params, &accept)?;
+            let segment = &seg.files.segment;
+            let hits = match filter {
+                None => {
+                    let accept =
+                        |_row: u32, id: u64| !seg.tombstones.contains(&id) && !in_memtables(id);
+                    segment.search_with(query, k, params, &accept)?.0
+                }
+                Some(f) => {
+                    // The segment's planner estimates the selectivity; the
+                    // walk then honours the filter, the tombstones and the
+                    // memtables together.
+                    let plan = segment.plan_filter(f)?;
+                    if plan.strategy == crate::filter::SearchStrategy::NoMatch {
+                        continue;
+                    }
+                    let compiled = segment.compile_filter(f)?;
+                    let accept = |row: u32, id: u64| {
+                        compiled.matches(row as usize)
+                            && !seg.tombstones.contains(&id)
+                            && !in_memtables(id)
+                    };
+                    let ef = params.ef.max(k);
+                    let cap = ((ef as f64 / plan.selectivity.max(1e-6)) * 4.0)
+                        .min(segment.len() as f64) as usize;
+                    segment
+                        .search_with_cap(query, k, params, &accept, cap.max(ef))?
+                        .0
+                }
+            };
             for h in hits {
                 top.push(h, k);
             }
@@ -401,13 +462,15 @@ impl Inner {
                 seen.insert(id);
             }
         }
-        let no_values = vec![Value::Null; self.schema.columns.len()];
+        let ncols = self.schema.columns.len();
+        let mut values = Vec::with_capacity(ncols);
         for seg in &version.segments {
-            seg.files.segment.scan_rows(|_, id, v| {
+            let columns = seg.files.attribute_columns(ncols)?;
+            seg.files.segment.scan_rows(|row, id, v| {
                 if !seg.tombstones.contains(&id) && !seen.contains(&id) {
-                    // Attribute values reach segments with the attribute
-                    // section (issue 6); until then they read as NULL.
-                    f(id, v, &no_values);
+                    values.clear();
+                    snapshot::push_values(&columns, row, ncols, &mut values);
+                    f(id, v, &values);
                 }
                 Ok(())
             })?;
