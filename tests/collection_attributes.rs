@@ -40,7 +40,7 @@ fn schema() -> Schema {
 fn row(id: u64) -> Vec<Value> {
     vec![
         Value::Text(["red", "green", "blue"][id as usize % 3].into()),
-        if id % 7 == 0 {
+        if id.is_multiple_of(7) {
             Value::Null
         } else {
             Value::Float64((id % 100) as f64)

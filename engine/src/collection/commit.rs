@@ -96,10 +96,10 @@ impl Inner {
             let active = self.active.read().unwrap_or_else(|p| p.into_inner());
             active.appended_rows() >= self.options.memtable_rows
         };
-        if freeze_requested || too_big {
-            if let Err(e) = self.freeze() {
-                return (fail_all(&group, &e), false);
-            }
+        if (freeze_requested || too_big)
+            && let Err(e) = self.freeze()
+        {
+            return (fail_all(&group, &e), false);
         }
 
         // Check and log.
@@ -120,12 +120,11 @@ impl Inner {
                     Write::Insert(batch) => {
                         let mut seen = HashMap::new();
                         let dup = batch.ids.iter().copied().find(|&id| {
-                            let live = seen.insert(id, ()).is_some()
+                            seen.insert(id, ()).is_some()
                                 || group_live
                                     .get(&id)
                                     .copied()
-                                    .unwrap_or_else(|| self.is_live(&active, &version, id));
-                            live
+                                    .unwrap_or_else(|| self.is_live(&active, &version, id))
                         });
                         if let Some(id) = dup {
                             results.push((p.ticket, Err(EngineError::Duplicate { id })));

@@ -132,9 +132,15 @@ pub fn encode_record(record: &WalRecord, out: &mut Vec<u8>) {
         u64::from(len),
     )
     .0;
-    if let Some(frame) = out.get_mut(start..start + FRAME_LEN) {
-        frame[..4].copy_from_slice(&len.to_le_bytes());
-        frame[4..].copy_from_slice(&sum.to_le_bytes());
+    let mut frame = [0u8; FRAME_LEN];
+    for (d, s) in frame
+        .iter_mut()
+        .zip(len.to_le_bytes().into_iter().chain(sum.to_le_bytes()))
+    {
+        *d = s;
+    }
+    if let Some(slot) = out.get_mut(start..start + FRAME_LEN) {
+        slot.copy_from_slice(&frame);
     }
 }
 
@@ -225,7 +231,7 @@ pub fn decode_payload(payload: &[u8]) -> std::result::Result<WalRecord, String> 
                 batch.vectors.extend(
                     bytes
                         .chunks_exact(4)
-                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+                        .filter_map(|b| b.try_into().ok().map(f32::from_le_bytes)),
                 );
                 for _ in 0..columns {
                     batch.values.push(decode_value(&mut c)?);
