@@ -81,6 +81,10 @@ pub struct IngestArgs {
     pub delete_fraction: f64,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Stop after the ingest phase: no final flush, no later phases (the
+    /// unflushed rows stay in the WAL and are replayed at the next open).
+    #[arg(long)]
+    pub ingest_only: bool,
 }
 
 fn durability(s: &str) -> Result<Durability> {
@@ -296,6 +300,9 @@ pub fn run(args: &IngestArgs) -> Result<()> {
         during.iter().copied().fold(f64::INFINITY, f64::min),
         during.iter().sum::<f64>() / during.len() as f64
     );
+    if args.ingest_only {
+        return close(c);
+    }
     let t = Instant::now();
     c.flush()?;
     say!(
@@ -448,6 +455,10 @@ pub fn run(args: &IngestArgs) -> Result<()> {
             after - fresh_recall
         );
     }
+    close(c)
+}
+
+fn close(c: Arc<Collection>) -> Result<()> {
     match Arc::try_unwrap(c) {
         Ok(c) => c.close()?,
         Err(_) => unreachable!("every thread that shared the collection has finished"),
