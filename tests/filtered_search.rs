@@ -468,3 +468,45 @@ fn columns_over_the_budget_are_read_on_demand() {
         );
     }
 }
+
+#[test]
+fn attributes_attached_to_a_built_segment_search_like_built_ones() {
+    let fx = fixture();
+    let mut cols = AttributeColumns::new(fx.schema.clone()).unwrap();
+    for r in &fx.rows {
+        cols.push_row(r).unwrap();
+    }
+    let out = fx.plain.with_file_name("attached.omen");
+    omendb::engine::index::attach_attributes(&fx.plain, &cols, &out).unwrap();
+    let attached = Segment::open(&out, &SegmentOptions::default()).unwrap();
+    // (Two builds need not give the same graph, so compare with the brute
+    // force rather than with the segment built with attributes.)
+    let everything = SearchParams {
+        ef: N,
+        stop_permille: None,
+        ..SearchParams::default()
+    };
+    for f in filters() {
+        for q in &fx.queries[..3] {
+            let (hits, _) = attached
+                .search_filtered_using(q, 10, &f, &everything, SearchStrategy::ExactScan)
+                .unwrap();
+            let got: Vec<u64> = hits.iter().map(|h| h.id).collect();
+            assert_eq!(got, brute_force(fx, q, 10, &f), "{f}");
+        }
+    }
+    // The copy passes a full verification, and a second attach is refused.
+    let file = omendb::format::segment::SegmentFile::open(
+        &out,
+        omendb::format::segment::OpenOptions {
+            verify: omendb::format::segment::Verify::Full,
+        },
+    )
+    .unwrap();
+    assert!(file.attributes().unwrap().is_some());
+    let err =
+        omendb::engine::index::attach_attributes(&out, &cols, &out.with_file_name("again.omen"))
+            .unwrap_err()
+            .to_string();
+    assert!(err.contains("attributes") && err.contains("twice"), "{err}");
+}

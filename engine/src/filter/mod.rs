@@ -10,6 +10,7 @@ use std::fmt;
 mod compile;
 mod estimate;
 mod eval;
+mod parse;
 mod strategy;
 
 pub use compile::CompiledFilter;

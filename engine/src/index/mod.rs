@@ -6,6 +6,7 @@
 //! neighbour list) packed into checksummed 4 KiB pages, ordered so that
 //! graph neighbours share pages. See SPEC.md §2.5 and §6.
 
+mod attach;
 mod attributes;
 pub mod build;
 mod filtered;
@@ -14,6 +15,7 @@ mod pages;
 mod search;
 mod segment;
 
+pub use attach::attach_attributes;
 pub use build::{BuildOptions, BuildPhase, BuildReport, BuildRows, MemoryRows, build_segment};
 pub use node::NodeLayout;
 pub use segment::{FILTER_LIST_FACTOR, Segment};

@@ -146,10 +146,14 @@ fn invalid(path: &Path, offset: usize, line: usize, why: String) -> FormatError 
     }
 }
 
+/// One CSV record's fields: text and whether it was quoted.
+type Fields = Vec<(String, bool)>;
+
 /// RFC 4180 CSV: fields separated by commas, optionally double-quoted
 /// (quotes inside doubled), records ending in LF or CRLF.
 fn csv_rows(path: &Path, text: &str) -> Result<(Vec<String>, Vec<Row>)> {
-    let mut records: Vec<(Vec<(String, bool)>, usize, usize)> = Vec::new();
+    // (fields as (text, was quoted), byte offset, line)
+    let mut records: Vec<(Fields, usize, usize)> = Vec::new();
     let mut at = 0usize;
     let mut line = 1usize;
     let bytes = text.as_bytes();
@@ -251,7 +255,7 @@ fn csv_rows(path: &Path, text: &str) -> Result<(Vec<String>, Vec<Row>)> {
         .collect();
     // A blank line is skipped, unless the file has one column: then it is
     // a NULL.
-    let blank = |f: &Vec<(String, bool)>| f.len() == 1 && f[0].0.is_empty() && !f[0].1;
+    let blank = |f: &Fields| f.len() == 1 && f[0].0.is_empty() && !f[0].1;
     let rows = records
         .filter(|(fields, _, _)| names.len() == 1 || !blank(fields))
         .map(|(fields, offset, line)| {
