@@ -134,7 +134,7 @@ impl Memtable {
         metric: Metric,
         k: usize,
         visible: &dyn Fn(u64) -> bool,
-        matches: Option<&dyn Fn(&[Value]) -> bool>,
+        matches: Option<RowPredicate<'_>>,
         top: &mut TopK,
     ) {
         let kernels = Kernels::<f32>::best();
@@ -156,6 +156,9 @@ impl Memtable {
         }
     }
 }
+
+/// A test of one row's attribute values (a compiled `WHERE`).
+pub(crate) type RowPredicate<'a> = &'a dyn Fn(&[Value]) -> bool;
 
 /// The `k` best hits seen so far.
 #[derive(Debug, Default)]

@@ -53,6 +53,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Receives `(id, vector, attribute values)` of each row a scan visits.
+pub type RowVisitor<'a> = dyn FnMut(u64, &[f32], &[Value]) + 'a;
+
 /// What the background threads are told and report.
 #[derive(Debug, Default)]
 struct Background {
@@ -299,7 +302,7 @@ impl Collection {
 
     /// Calls `f(id, vector, values)` for every live row (memtables and
     /// segments; order unspecified). For checks and exports.
-    pub fn scan_live(&self, f: &mut dyn FnMut(u64, &[f32], &[Value])) -> Result<()> {
+    pub fn scan_live(&self, f: &mut RowVisitor<'_>) -> Result<()> {
         self.inner.scan_live(f)
     }
 
@@ -387,9 +390,9 @@ impl Inner {
         let row_matches = |values: &[Value]| {
             filter.is_none_or(|f| row_filter::eval(f, columns, values) == Some(true))
         };
-        let matches: Option<&dyn Fn(&[Value]) -> bool> = filter
+        let matches: Option<memtable::RowPredicate<'_>> = filter
             .is_some()
-            .then_some(&row_matches as &dyn Fn(&[Value]) -> bool);
+            .then_some(&row_matches as memtable::RowPredicate<'_>);
         active.scan(query, metric, k, &|_| true, matches, &mut top);
         for (i, frozen) in version.frozen.iter().enumerate().rev() {
             let newer = &version.frozen[i + 1..];
@@ -440,7 +443,7 @@ impl Inner {
         Ok(top.into_hits())
     }
 
-    fn scan_live(&self, f: &mut dyn FnMut(u64, &[f32], &[Value])) -> Result<()> {
+    fn scan_live(&self, f: &mut RowVisitor<'_>) -> Result<()> {
         let active = self.active.read().unwrap_or_else(|p| p.into_inner());
         let version = Arc::clone(&self.version.read().unwrap_or_else(|p| p.into_inner()));
         let mut seen = HashSet::new();

@@ -176,7 +176,7 @@ pub(crate) fn open(dir: &Path, options: CollectionOptions) -> Result<Inner> {
     wal_numbers.sort_unstable();
 
     // Replay.
-    let (records, torn) = replay(dir, &wal_numbers)?;
+    let super::wal::Replayed { records, torn } = replay(dir, &wal_numbers)?;
     if let Some((file, offset)) = &torn {
         tracing::warn!(file = %file.display(), offset, "recovered from a torn WAL tail");
     }

@@ -144,7 +144,7 @@ pub struct SweepRow {
 pub enum BenchMode {
     /// Durable ingest into a collection, with recall during and after.
     #[command(long_about = super::ingest::LONG_ABOUT)]
-    Ingest(super::ingest::IngestArgs),
+    Ingest(Box<super::ingest::IngestArgs>),
 }
 
 /// Runs `omen bench`.
