@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use collection_common::{small_options, vector, vectors};
 use omendb::Metric;
 use omendb::engine::EngineError;
-use omendb::engine::collection::{Collection, Schema};
+use omendb::engine::collection::{Collection, CollectionOptions, Durability, Schema};
 use omendb::engine::index::SearchParams;
 use omendb::format::{ColumnSchema, ColumnType, Value};
 
@@ -194,4 +194,26 @@ fn bad_writes_get_clear_errors_and_change_nothing() {
     let e =
         Collection::create(dir.path(), Schema::new(4, Metric::L2), small_options(10)).unwrap_err();
     assert!(e.to_string().contains("empty directory"), "{e}");
+}
+
+#[test]
+fn interval_durability_acknowledges_and_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = || CollectionOptions {
+        durability: Durability::Interval(std::time::Duration::from_millis(20)),
+        ..small_options(300)
+    };
+    let c = Collection::create(dir.path(), Schema::new(DIM, Metric::L2), options()).unwrap();
+    let mut model = BTreeMap::new();
+    for b in 0..10u64 {
+        let ids: Vec<u64> = (b * 100..b * 100 + 100).collect();
+        c.insert(&ids, &vectors(&ids, 0, DIM), &[]).unwrap();
+        for &id in &ids {
+            model.insert(id, vector(id, 0, DIM));
+        }
+    }
+    assert_eq!(content(&c), model);
+    drop(c);
+    let c = Collection::open(dir.path(), options()).unwrap();
+    assert_eq!(content(&c), model);
 }

@@ -306,7 +306,9 @@ impl Collection {
         self.inner.scan_live(f)
     }
 
-    /// Live rows in the collection.
+    /// Live rows in the collection. Counts by scanning every row (the
+    /// memtables and every segment's node pages), so it costs a full read:
+    /// meant for checks and tools, not for a hot path.
     pub fn len(&self) -> usize {
         let mut n = 0;
         let _ = self.inner.scan_live(&mut |_, _, _| n += 1);
