@@ -128,9 +128,13 @@ impl Segment {
         Ok((hits, stats))
     }
 
-    /// Ranks every matching row by its in-RAM code, reads the pages of the
-    /// best `ef × EXACT_SCAN_RERANK_FACTOR` (at least `k`) and returns the
-    /// `k` best by exact distance. When no more rows match than that, every
+    /// Ranks every matching row by its in-RAM code, then reads the best
+    /// candidates' pages in code order, a batch of `2 · beam_width` page
+    /// groups per round, computing exact distances, until the next
+    /// candidate's code distance exceeds the early-stop bound on the `k`-th
+    /// exact distance (as in the walk, [`SearchParams::stop_permille`]) or
+    /// `ef × EXACT_SCAN_RERANK_FACTOR` candidates (at least `k`) were
+    /// read. When no more rows match than that and the bound is off, every
     /// match is reranked and the result is exact.
     fn exact_scan(
         &self,
@@ -149,40 +153,58 @@ impl Segment {
             return Ok((Vec::new(), stats));
         }
         let rerank = (params.ef.max(k) * EXACT_SCAN_RERANK_FACTOR).max(k);
-        let mut scored: Vec<(f32, u32)> = if matches.len() <= rerank {
-            matches.iter().map(|&r| (0.0, r)).collect()
-        } else {
-            let codes = self.quantizer().query(query);
-            let len = self.code_len();
-            let all = self.codes();
-            stats.code_distances = matches.len() as u32;
-            let mut scored: Vec<(f32, u32)> = matches
-                .iter()
-                .map(|&r| {
-                    let at = r as usize * len;
-                    (codes.distance(&all[at..at + len]), r)
-                })
-                .collect();
+        let codes = self.quantizer().query(query);
+        let len = self.code_len();
+        let all = self.codes();
+        stats.code_distances = matches.len() as u32;
+        let mut scored: Vec<(f32, u32)> = matches
+            .iter()
+            .map(|&r| {
+                let at = r as usize * len;
+                (codes.distance(&all[at..at + len]), r)
+            })
+            .collect();
+        if scored.len() > rerank {
             scored.select_nth_unstable_by(rerank - 1, |a, b| a.0.total_cmp(&b.0));
             scored.truncate(rerank);
-            scored
-        };
-        // Read each page group once, in file order.
-        scored.sort_unstable_by_key(|&(_, r)| r);
-        let mut wanted: HashMap<u64, Vec<u32>> = HashMap::new();
-        for &(_, r) in &scored {
-            wanted.entry(self.group_of(r)).or_default().push(r);
         }
-        let mut groups: Vec<u64> = wanted.keys().copied().collect();
-        groups.sort_unstable();
+        scored.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+
         let per = self.pages_per_group();
         let kernels = Kernels::<f32>::best();
         let mut widened = Vec::new();
         let mut exact: Vec<(f32, u32, u64)> = Vec::with_capacity(scored.len());
+        let mut kth: Vec<f32> = Vec::new();
         let mut payload = vec![0u8; per * PAGE_PAYLOAD];
-        let batch = 64usize.div_ceil(per).max(1);
-        for chunk in groups.chunks(batch) {
-            let offsets: Vec<u64> = chunk
+        let groups_per_round = (2 * params.beam_width).max(1);
+        let mut next = 0usize;
+        while next < scored.len() {
+            if let Some(p) = params.stop_permille
+                && exact.len() >= k
+            {
+                kth.clear();
+                kth.extend(exact.iter().map(|e| e.0));
+                let (_, &mut dk, _) = kth.select_nth_unstable_by(k - 1, f32::total_cmp);
+                if scored[next].0 > dk + dk.abs() * (p as f32 / 1000.0) {
+                    break;
+                }
+            }
+            // The next candidates, until the round has its page groups.
+            let mut wanted: HashMap<u64, Vec<u32>> = HashMap::new();
+            let mut groups: Vec<u64> = Vec::new();
+            while next < scored.len() {
+                let row = scored[next].1;
+                let g = self.group_of(row);
+                if !wanted.contains_key(&g) {
+                    if groups.len() == groups_per_round {
+                        break;
+                    }
+                    groups.push(g);
+                }
+                wanted.entry(g).or_default().push(row);
+                next += 1;
+            }
+            let offsets: Vec<u64> = groups
                 .iter()
                 .flat_map(|&g| (0..per as u64).map(move |p| g * per as u64 + p))
                 .map(|page| self.page_offset(page))
@@ -196,7 +218,7 @@ impl Segment {
             stats.rounds += 1;
             stats.pages_read += offsets.len() as u32;
             stats.bytes_read += (offsets.len() * PAGE_SIZE) as u64;
-            for (j, g) in chunk.iter().enumerate() {
+            for (j, g) in groups.iter().enumerate() {
                 payload
                     .copy_from_slice(&pages[j * per * PAGE_PAYLOAD..(j + 1) * per * PAGE_PAYLOAD]);
                 for &row in &wanted[g] {

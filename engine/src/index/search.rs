@@ -59,6 +59,9 @@ impl Hasher for IdHasher {
 
 type IdBuild = BuildHasherDefault<IdHasher>;
 
+/// Matching level-1 nodes a row-filtered walk starts from, per `upper_ef`.
+const FILTER_SEED_FACTOR: usize = 2;
+
 #[derive(Debug, Clone, Copy)]
 struct Candidate {
     distance: f32,
@@ -77,6 +80,8 @@ struct Candidate {
 pub(crate) trait Acceptance {
     /// Whether any row can be rejected.
     const FILTERS: bool;
+    /// Whether [`Acceptance::known`] answers for every row.
+    const BY_ROW: bool = false;
     fn accepts(&self, row: u32, id: u64) -> bool;
     /// Whether `row` is accepted, when that is known from the row alone
     /// (before its record is read): rejected candidates then do not count
@@ -112,6 +117,7 @@ pub(crate) struct ByRow<'a>(pub(crate) &'a crate::filter::CompiledFilter);
 
 impl Acceptance for ByRow<'_> {
     const FILTERS: bool = true;
+    const BY_ROW: bool = true;
     fn accepts(&self, row: u32, _: u64) -> bool {
         self.0.matches(row as usize)
     }
@@ -208,6 +214,27 @@ pub(crate) fn search<A: Acceptance>(
             id: e,
             distance: code_distance(e, &mut stats),
         });
+    }
+    // A filter known by row also seeds the walk with the matching level-1
+    // nodes (a 1/M sample of the segment, in RAM) nearest by code: when
+    // the rows around the query do not match (attributes correlated with
+    // the clusters), the walk then starts in matching regions too.
+    if A::BY_ROW && segment.upper().levels() >= 1 {
+        let mut seeds: Vec<crate::graph::Neighbour> = Vec::new();
+        for &id in segment.upper().nodes(1) {
+            if accept.known(id) == Some(true) {
+                seeds.push(crate::graph::Neighbour {
+                    id,
+                    distance: code_distance(id, &mut stats),
+                });
+            }
+        }
+        let keep = params.upper_ef.max(1) * FILTER_SEED_FACTOR;
+        if seeds.len() > keep {
+            seeds.select_nth_unstable_by(keep - 1, |a, b| a.distance.total_cmp(&b.distance));
+            seeds.truncate(keep);
+        }
+        entries.extend(seeds);
     }
     for e in entries {
         if scratch.visited.insert(e.id) {
@@ -414,7 +441,7 @@ fn score_group<A: Acceptance>(
 /// within its window.
 fn insert(list: &mut Vec<Candidate>, window: Window, id: u32, distance: f32, rejected: bool) {
     let full = if window.filters {
-        list.len() >= window.cap || counted(list) >= window.ef
+        counted(list) >= window.ef
     } else {
         list.len() >= window.ef
     };
@@ -441,7 +468,20 @@ fn insert(list: &mut Vec<Candidate>, window: Window, id: u32, distance: f32, rej
                 seen == window.ef
             })
             .map_or(list.len(), |i| i + 1);
-        list.truncate(end.min(window.cap));
+        list.truncate(end);
+        // Over the cap, drop the farthest rejected candidates: they only
+        // guide, and matching candidates beyond them must stay reachable.
+        if list.len() > window.cap {
+            let mut excess = list.len() - window.cap;
+            let mut i = list.len();
+            while excess > 0 && i > 0 {
+                i -= 1;
+                if list[i].rejected {
+                    list.remove(i);
+                    excess -= 1;
+                }
+            }
+        }
     } else {
         list.truncate(window.ef);
     }

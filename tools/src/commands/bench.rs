@@ -181,6 +181,42 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             stop_permille: (args.stop > 0).then_some(args.stop),
         },
     )?;
+    if !args.filter.is_empty() {
+        // Filtered runs use the single setting of --ef/--beam/--upper/--stop.
+        let params = SearchParams {
+            ef: args.ef,
+            beam_width: args.beam,
+            upper_ef: args.upper,
+            stop_permille: (args.stop > 0).then_some(args.stop),
+        };
+        let info = segment.info();
+        say!(
+            "segment {} ({} × {} {}, {}), {} queries, k = {}, ef {}, beam {}, {} thread(s), I/O {}, RAM {:.1} B/vector",
+            segment_path.display(),
+            info.vector_count,
+            info.dimension,
+            info.element_type,
+            info.metric,
+            queries.len(),
+            args.k,
+            params.ef,
+            params.beam_width,
+            args.threads,
+            segment.io_mode(),
+            segment.ram_bytes() as f64 / info.vector_count as f64
+        );
+        let row = measure(&segment, &queries, &gt, args.k, params, args.threads)?;
+        return super::bench_filter::run(
+            &segment,
+            &queries,
+            &args.filter,
+            args.k,
+            params,
+            args.threads,
+            args.strategy,
+            (row.recall, row.qps, row.pages),
+        );
+    }
     if !args.json {
         let info = segment.info();
         say!(
@@ -197,20 +233,6 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             segment.ram_bytes() as f64 / info.vector_count as f64
         );
         say!("{}", header());
-    }
-    if !args.filter.is_empty() {
-        let params = settings[0];
-        let row = measure(&segment, &queries, &gt, args.k, params, args.threads)?;
-        return super::bench_filter::run(
-            &segment,
-            &queries,
-            &args.filter,
-            args.k,
-            params,
-            args.threads,
-            args.strategy,
-            (row.recall, row.qps, row.pages),
-        );
     }
     let mut rows = Vec::with_capacity(settings.len());
     for params in settings {

@@ -29,6 +29,7 @@ struct Measured {
     qps: f64,
     mean_ms: f64,
     pages: f64,
+    /// `None` for the post-filter baseline.
     strategy: Option<SearchStrategy>,
 }
 
@@ -116,7 +117,7 @@ pub fn run(
             ef: params.ef.max(OVER_FETCH * k),
             ..params
         };
-        let post = time(&pool, queries, &truth, |q| {
+        let mut post = time(&pool, queries, &truth, |q| {
             let (hits, stats) = segment.search(q, OVER_FETCH * k, &wide)?;
             let kept = hits
                 .iter()
@@ -130,6 +131,7 @@ pub fn run(
                 .collect();
             Ok((kept, stats))
         })?;
+        post.strategy = None;
         let line = |label: &str, m: &Measured, show_sel: bool| {
             say!(
                 "{:<34} {:>8} {:>8} {:<14} {:>7.4} {:>9.1} {:>8.3} {:>7.1}",
