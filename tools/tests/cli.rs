@@ -502,3 +502,133 @@ fn ground_truth_agrees_with_numpy() {
         );
     }
 }
+
+#[test]
+fn filtered_build_attach_and_bench_end_to_end() {
+    let d = tempfile::tempdir().unwrap();
+    synth(d.path(), &[], "2");
+    let base = d.path().join("base.fbin");
+    let query = d.path().join("query.fbin");
+    let gt_path = d.path().join("gt.ibin");
+    assert!(gt(&base, &query, &gt_path, "10").status.success());
+    let attrs = d.path().join("attrs.csv");
+    let out = omen(&[
+        "data",
+        "attrs",
+        "--n",
+        "3000",
+        "--dim",
+        "24",
+        "--seed",
+        "7",
+        "--out",
+        attrs.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("'clustered < 30'"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // Built with attributes.
+    let seg = d.path().join("index.omen");
+    let out = omen_build(&[
+        "--input".as_ref(),
+        base.as_os_str(),
+        "--out".as_ref(),
+        seg.as_os_str(),
+        "--attributes".as_ref(),
+        attrs.as_os_str(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("clustered int64"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // Attached to a segment built without them.
+    let plain = d.path().join("plain.omen");
+    assert!(
+        omen_build(&[
+            "--input".as_ref(),
+            base.as_os_str(),
+            "--out".as_ref(),
+            plain.as_os_str()
+        ])
+        .status
+        .success()
+    );
+    let attached = d.path().join("attached.omen");
+    let out = omen(&[
+        "attach",
+        "--segment",
+        plain.to_str().unwrap(),
+        "--attributes",
+        attrs.to_str().unwrap(),
+        "--out",
+        attached.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    for s in [&seg, &attached] {
+        let out = omen(&[
+            "bench",
+            "--segment",
+            s.to_str().unwrap(),
+            "--queries",
+            query.to_str().unwrap(),
+            "--gt",
+            gt_path.to_str().unwrap(),
+            "--filter",
+            "clustered < 30",
+            "--filter",
+            "independent < 1500 AND clustered >= 0",
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        let recall = |label: &str| -> f64 {
+            let line = stdout.lines().find(|l| l.starts_with(label)).unwrap();
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let strategy = cols
+                .iter()
+                .position(|c| c.contains('-') && c.len() > 5)
+                .unwrap();
+            cols[strategy + 1].parse().unwrap()
+        };
+        assert!(
+            stdout.contains("exact-scan") && stdout.contains("filtered-walk"),
+            "{stdout}"
+        );
+        assert!(stdout.contains("post-filter"), "{stdout}");
+        assert!(recall("clustered < 30") >= 0.95, "{stdout}");
+        assert!(recall("independent < 1500") >= 0.9, "{stdout}");
+    }
+
+    // Bad predicates and side files get clear errors.
+    let out = omen(&[
+        "bench",
+        "--segment",
+        seg.to_str().unwrap(),
+        "--queries",
+        query.to_str().unwrap(),
+        "--gt",
+        gt_path.to_str().unwrap(),
+        "--filter",
+        "clustered = 'x'",
+    ]);
+    assert_user_error(&out, &["\"clustered\"", "int64"]);
+    std::fs::write(d.path().join("bad.csv"), "a,b\n1,2\n3,x\n").unwrap();
+    let out = omen_build(&[
+        "--input".as_ref(),
+        base.as_os_str(),
+        "--out".as_ref(),
+        d.path().join("bad.omen").as_os_str(),
+        "--attributes".as_ref(),
+        d.path().join("bad.csv").as_os_str(),
+        "--attr-types".as_ref(),
+        "b:int64".as_ref(),
+    ]);
+    assert_user_error(&out, &["bad.csv", "line 3", "\"b\""]);
+}
