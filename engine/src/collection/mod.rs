@@ -367,22 +367,9 @@ impl Inner {
             crate::filter::check(f, &self.schema.columns)?;
         }
         let dim = self.schema.dimension;
-        if query.len() != dim {
-            return Err(EngineError::InvalidArgument(format!(
-                "query has {} dimensions, the collection {} has {dim}",
-                query.len(),
-                self.dir.display()
-            )));
-        }
-        if let Some(i) = query.iter().position(|x| !x.is_finite()) {
-            return Err(EngineError::InvalidArgument(format!(
-                "query component {i} is {}; queries must be finite",
-                query[i]
-            )));
-        }
-        if k == 0 {
-            return Err(EngineError::InvalidArgument("k must be at least 1".into()));
-        }
+        crate::index::check_query(query, k, dim, || {
+            format!("the collection {}", self.dir.display())
+        })?;
         let metric = self.schema.metric;
         let mut top = TopK::default();
         // Lock order: active, then version (as freezing takes them).
@@ -410,33 +397,13 @@ impl Inner {
                 continue;
             }
             let segment = &seg.files.segment;
+            // Tombstones and the memtables' newer versions hide rows as
+            // they are read; with a filter, the segment's planner picks the
+            // strategy for the attribute predicate.
+            let live = |_row: u32, id: u64| !seg.tombstones.contains(&id) && !in_memtables(id);
             let hits = match filter {
-                None => {
-                    let accept =
-                        |_row: u32, id: u64| !seg.tombstones.contains(&id) && !in_memtables(id);
-                    segment.search_with(query, k, params, &accept)?.0
-                }
-                Some(f) => {
-                    // The segment's planner estimates the selectivity; the
-                    // walk then honours the filter, the tombstones and the
-                    // memtables together.
-                    let plan = segment.plan_filter(f)?;
-                    if plan.strategy == crate::filter::SearchStrategy::NoMatch {
-                        continue;
-                    }
-                    let compiled = segment.compile_filter(f)?;
-                    let accept = |row: u32, id: u64| {
-                        compiled.matches(row as usize)
-                            && !seg.tombstones.contains(&id)
-                            && !in_memtables(id)
-                    };
-                    let ef = params.ef.max(k);
-                    let cap = ((ef as f64 / plan.selectivity.max(1e-6)) * 4.0)
-                        .min(segment.len() as f64) as usize;
-                    segment
-                        .search_with_cap(query, k, params, &accept, cap.max(ef))?
-                        .0
-                }
+                None => segment.search_with(query, k, params, &live)?.0,
+                Some(f) => segment.search_filtered_with(query, k, f, params, &live)?.0,
             };
             for h in hits {
                 top.push(h, k);

@@ -9,9 +9,9 @@ use std::collections::HashMap;
 use omen_format::segment::layout::{PAGE_PAYLOAD, PAGE_SIZE};
 use omen_format::segment::verify_page;
 
-use super::search::{ByRow, search};
+use super::search::{Acceptance, ByRow, search};
 use super::segment::Segment;
-use super::{Hit, QueryStats, SearchParams};
+use super::{Hit, QueryStats, RowFilter, SearchParams};
 use crate::Result;
 use crate::distance::Kernels;
 use crate::filter::{
@@ -77,7 +77,24 @@ impl Segment {
         params: &SearchParams,
     ) -> Result<(Vec<Hit>, QueryStats)> {
         let plan = self.plan_filter(filter)?;
-        self.search_filtered_using(query, k, filter, params, plan.strategy)
+        self.filtered(query, k, filter, params, plan.strategy, None)
+    }
+
+    /// [`Segment::search_filtered`] among the rows that `also` accepts too:
+    /// a collection passes its tombstones and the ids its memtables
+    /// shadow. The planner chooses the strategy from the attribute filter
+    /// alone; rows that `also` rejects are dropped once read, like rows of
+    /// [`Segment::search_with`].
+    pub fn search_filtered_with(
+        &self,
+        query: &[f32],
+        k: usize,
+        filter: &Filter,
+        params: &SearchParams,
+        also: &dyn RowFilter,
+    ) -> Result<(Vec<Hit>, QueryStats)> {
+        let plan = self.plan_filter(filter)?;
+        self.filtered(query, k, filter, params, plan.strategy, Some(also))
     }
 
     /// [`Segment::search_filtered`] with the strategy forced: for
@@ -90,8 +107,24 @@ impl Segment {
         params: &SearchParams,
         strategy: SearchStrategy,
     ) -> Result<(Vec<Hit>, QueryStats)> {
+        self.filtered(query, k, filter, params, strategy, None)
+    }
+
+    fn filtered(
+        &self,
+        query: &[f32],
+        k: usize,
+        filter: &Filter,
+        params: &SearchParams,
+        strategy: SearchStrategy,
+        also: Option<&dyn RowFilter>,
+    ) -> Result<(Vec<Hit>, QueryStats)> {
         self.check_query(query, k)?;
         let compiled = self.compile_filter(filter)?;
+        let accept = ByRow {
+            filter: &compiled,
+            also,
+        };
         match strategy {
             SearchStrategy::NoMatch => Ok((
                 Vec::new(),
@@ -100,11 +133,11 @@ impl Segment {
                     ..QueryStats::default()
                 },
             )),
-            SearchStrategy::ExactScan => self.exact_scan(query, k, &compiled, params),
+            SearchStrategy::ExactScan => self.exact_scan(query, k, &accept, params),
             SearchStrategy::FilteredWalk | SearchStrategy::Unfiltered => {
                 let stats = self.attributes().map(|a| a.stats()).unwrap_or_default();
                 let s = selectivity(filter, &self.attribute_schema(), &stats).max(1e-6);
-                self.filtered_walk(query, k, &compiled, params, s)
+                self.filtered_walk(query, k, &accept, params, s)
             }
         }
     }
@@ -113,16 +146,14 @@ impl Segment {
         &self,
         query: &[f32],
         k: usize,
-        compiled: &CompiledFilter,
+        accept: &ByRow<'_>,
         params: &SearchParams,
         selectivity: f64,
     ) -> Result<(Vec<Hit>, QueryStats)> {
         let ef = params.ef.max(k).max(1);
         let cap = ((ef as f64 / selectivity) * WALK_LIST_SLACK).min(self.len() as f64) as usize;
-        let accept = ByRow(compiled);
-        let (hits, mut stats) = self.with_scratch(|scratch| {
-            search(self, scratch, query, k, params, &accept, cap.max(ef))
-        })?;
+        let (hits, mut stats) = self
+            .with_scratch(|scratch| search(self, scratch, query, k, params, accept, cap.max(ef)))?;
         stats.strategy = SearchStrategy::FilteredWalk;
         stats.filter_rows_tested = stats.code_distances;
         Ok((hits, stats))
@@ -134,13 +165,13 @@ impl Segment {
     /// candidate's code distance exceeds the early-stop bound on the `k`-th
     /// exact distance (as in the walk, [`SearchParams::stop_permille`]) or
     /// `ef × EXACT_SCAN_RERANK_FACTOR` candidates (at least `k`) were
-    /// read. When no more rows match than that and the bound is off, every
+    /// read and at least `k` of them passed the caller's row filter. When no more rows match than that and the bound is off, every
     /// match is reranked and the result is exact.
     fn exact_scan(
         &self,
         query: &[f32],
         k: usize,
-        compiled: &CompiledFilter,
+        accept: &ByRow<'_>,
         params: &SearchParams,
     ) -> Result<(Vec<Hit>, QueryStats)> {
         let mut stats = QueryStats {
@@ -148,7 +179,7 @@ impl Segment {
             filter_rows_tested: self.len() as u32,
             ..QueryStats::default()
         };
-        let matches = compiled.matching_rows();
+        let matches = accept.filter.matching_rows();
         if matches.is_empty() {
             return Ok((Vec::new(), stats));
         }
@@ -164,21 +195,27 @@ impl Segment {
                 (codes.distance(&all[at..at + len]), r)
             })
             .collect();
-        if scored.len() > rerank {
-            scored.select_nth_unstable_by(rerank - 1, |a, b| a.0.total_cmp(&b.0));
-            scored.truncate(rerank);
-        }
-        scored.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        // Only the best `limit` are put in order. A caller's row filter can
+        // reject rows once read (deleted ones); while fewer than `k` pass,
+        // the next `rerank` are ordered and read too, so deletes cost no
+        // recall.
+        let mut limit = order_prefix(&mut scored, 0, rerank);
 
         let per = self.pages_per_group();
         let kernels = Kernels::<f32>::best();
         let mut widened = Vec::new();
-        let mut exact: Vec<(f32, u32, u64)> = Vec::with_capacity(scored.len());
+        let mut exact: Vec<(f32, u32, u64)> = Vec::with_capacity(limit);
         let mut kth: Vec<f32> = Vec::new();
         let mut payload = vec![0u8; per * PAGE_PAYLOAD];
         let groups_per_round = (2 * params.beam_width).max(1);
         let mut next = 0usize;
         while next < scored.len() {
+            if next == limit {
+                if exact.len() >= k {
+                    break;
+                }
+                limit = order_prefix(&mut scored, limit, rerank);
+            }
             if let Some(p) = params.stop_permille
                 && exact.len() >= k
             {
@@ -192,7 +229,7 @@ impl Segment {
             // The next candidates, until the round has its page groups.
             let mut wanted: HashMap<u64, Vec<u32>> = HashMap::new();
             let mut groups: Vec<u64> = Vec::new();
-            while next < scored.len() {
+            while next < limit {
                 let row = scored[next].1;
                 let g = self.group_of(row);
                 if !wanted.contains_key(&g) {
@@ -223,6 +260,9 @@ impl Segment {
                     .copy_from_slice(&pages[j * per * PAGE_PAYLOAD..(j + 1) * per * PAGE_PAYLOAD]);
                 for &row in &wanted[g] {
                     let node = self.decode(&payload, row)?;
+                    if !accept.accepts(row, node.external_id) {
+                        continue;
+                    }
                     self.widen(node.vector, &mut widened);
                     let d = kernels.distance(self.metric(), query, &widened);
                     stats.exact_distances += 1;
@@ -238,4 +278,20 @@ impl Segment {
             .collect();
         Ok((hits, stats))
     }
+}
+
+/// Puts the best `count` candidates of `scored[from..]` in order at its
+/// front (by code distance, then row) and returns the end of that prefix.
+fn order_prefix(scored: &mut [(f32, u32)], from: usize, count: usize) -> usize {
+    let rest = &mut scored[from..];
+    let by = |a: &(f32, u32), b: &(f32, u32)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
+    let count = count.min(rest.len());
+    if count == 0 {
+        return from;
+    }
+    if count < rest.len() {
+        rest.select_nth_unstable_by(count - 1, by);
+    }
+    rest[..count].sort_unstable_by(by);
+    from + count
 }

@@ -21,6 +21,7 @@ pub use node::NodeLayout;
 pub use segment::{FILTER_LIST_FACTOR, Segment};
 
 use crate::io::IoMode;
+use crate::{EngineError, Result};
 
 /// Which rows a search may return; rejected rows still guide the walk.
 ///
@@ -117,4 +118,32 @@ pub struct QueryStats {
     pub strategy: crate::filter::SearchStrategy,
     /// Rows the filter was evaluated on.
     pub filter_rows_tested: u32,
+}
+
+/// Rejects a query that no index can answer: the wrong dimension (naming
+/// `owner()`, "the segment /path" or "the collection /dir"), a component
+/// that is not finite, or `k = 0`.
+pub(crate) fn check_query(
+    query: &[f32],
+    k: usize,
+    dimension: usize,
+    owner: impl FnOnce() -> String,
+) -> Result<()> {
+    if query.len() != dimension {
+        return Err(EngineError::InvalidArgument(format!(
+            "query has {} dimensions, {} has {dimension}",
+            query.len(),
+            owner()
+        )));
+    }
+    if let Some(i) = query.iter().position(|x| !x.is_finite()) {
+        return Err(EngineError::InvalidArgument(format!(
+            "query component {i} is {}; queries must be finite",
+            query[i]
+        )));
+    }
+    if k == 0 {
+        return Err(EngineError::InvalidArgument("k must be at least 1".into()));
+    }
+    Ok(())
 }

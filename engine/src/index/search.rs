@@ -83,9 +83,11 @@ pub(crate) trait Acceptance {
     /// Whether [`Acceptance::known`] answers for every row.
     const BY_ROW: bool = false;
     fn accepts(&self, row: u32, id: u64) -> bool;
-    /// Whether `row` is accepted, when that is known from the row alone
-    /// (before its record is read): rejected candidates then do not count
-    /// towards the window from the moment they are scored by code.
+    /// Whether `row` passes, when that is known from the row alone (before
+    /// its record is read): rejected candidates then do not count towards
+    /// the window from the moment they are scored by code. `Some(true)` is
+    /// a forecast: [`Acceptance::accepts`] has the last word once the
+    /// record is read.
     fn known(&self, _row: u32) -> Option<bool> {
         None
     }
@@ -112,17 +114,22 @@ impl Acceptance for Filtered<'_> {
     }
 }
 
-/// A compiled attribute filter: acceptance depends on the row only.
-pub(crate) struct ByRow<'a>(pub(crate) &'a crate::filter::CompiledFilter);
+/// A compiled attribute filter, known by row before a record is read, and
+/// optionally a caller's [`RowFilter`] on top (a collection's tombstones),
+/// which a row that matches can still fail once its record is read.
+pub(crate) struct ByRow<'a> {
+    pub(crate) filter: &'a crate::filter::CompiledFilter,
+    pub(crate) also: Option<&'a dyn RowFilter>,
+}
 
 impl Acceptance for ByRow<'_> {
     const FILTERS: bool = true;
     const BY_ROW: bool = true;
-    fn accepts(&self, row: u32, _: u64) -> bool {
-        self.0.matches(row as usize)
+    fn accepts(&self, row: u32, id: u64) -> bool {
+        self.filter.matches(row as usize) && self.also.is_none_or(|f| f.accepts(row, id))
     }
     fn known(&self, row: u32) -> Option<bool> {
-        Some(self.0.matches(row as usize))
+        Some(self.filter.matches(row as usize))
     }
 }
 

@@ -226,26 +226,8 @@ impl Segment {
         params: &SearchParams,
         filter: &dyn RowFilter,
     ) -> Result<(Vec<Hit>, QueryStats)> {
-        let ef = params.ef.max(k).max(1);
-        self.search_with_cap(
-            query,
-            k,
-            params,
-            filter,
-            ef.saturating_mul(FILTER_LIST_FACTOR),
-        )
-    }
-
-    /// [`Segment::search_with`] with an explicit cap on the candidate list.
-    pub(crate) fn search_with_cap(
-        &self,
-        query: &[f32],
-        k: usize,
-        params: &SearchParams,
-        filter: &dyn RowFilter,
-        list_cap: usize,
-    ) -> Result<(Vec<Hit>, QueryStats)> {
         self.check_query(query, k)?;
+        let list_cap = params.ef.max(k).max(1).saturating_mul(FILTER_LIST_FACTOR);
         let accept = Filtered(filter);
         self.with_scratch(|scratch| search(self, scratch, query, k, params, &accept, list_cap))
     }
@@ -359,24 +341,9 @@ impl Segment {
     }
 
     pub(crate) fn check_query(&self, query: &[f32], k: usize) -> Result<()> {
-        if query.len() != self.info.dimension as usize {
-            return Err(EngineError::InvalidArgument(format!(
-                "query has {} dimensions, the segment {} has {}",
-                query.len(),
-                self.path.display(),
-                self.info.dimension
-            )));
-        }
-        if let Some(i) = query.iter().position(|x| !x.is_finite()) {
-            return Err(EngineError::InvalidArgument(format!(
-                "query component {i} is {}; queries must be finite",
-                query[i]
-            )));
-        }
-        if k == 0 {
-            return Err(EngineError::InvalidArgument("k must be at least 1".into()));
-        }
-        Ok(())
+        super::check_query(query, k, self.info.dimension as usize, || {
+            format!("the segment {}", self.path.display())
+        })
     }
 
     /// What the superblock says.
