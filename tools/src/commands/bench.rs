@@ -172,26 +172,18 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         // Fail before a long sweep, not after it.
         crate::plot::ensure_font()?;
     }
-    let settings = parse_sweep(
-        &args.sweep,
-        SearchParams {
-            ef: args.ef,
-            beam_width: args.beam,
-            upper_ef: args.upper,
-            stop_permille: (args.stop > 0).then_some(args.stop),
-        },
-    )?;
-    if !args.filter.is_empty() {
-        // Filtered runs use the single setting of --ef/--beam/--upper/--stop.
-        let params = SearchParams {
-            ef: args.ef,
-            beam_width: args.beam,
-            upper_ef: args.upper,
-            stop_permille: (args.stop > 0).then_some(args.stop),
-        };
+    let base = SearchParams {
+        ef: args.ef,
+        beam_width: args.beam,
+        upper_ef: args.upper,
+        stop_permille: (args.stop > 0).then_some(args.stop),
+    };
+    let settings = parse_sweep(&args.sweep, base)?;
+    // The first line of a run: what is searched, how, and what RAM it holds.
+    let describe = |settings: &str| {
         let info = segment.info();
         say!(
-            "segment {} ({} × {} {}, {}), {} queries, k = {}, ef {}, beam {}, {} thread(s), I/O {}, RAM {:.1} B/vector",
+            "segment {} ({} × {} {}, {}), {} queries, k = {}, {settings}{} thread(s), I/O {}, RAM {:.1} B/vector",
             segment_path.display(),
             info.vector_count,
             info.dimension,
@@ -199,12 +191,15 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             info.metric,
             queries.len(),
             args.k,
-            params.ef,
-            params.beam_width,
             args.threads,
             segment.io_mode(),
             segment.ram_bytes() as f64 / info.vector_count as f64
         );
+    };
+    if !args.filter.is_empty() {
+        // Filtered runs use the single setting of --ef/--beam/--upper/--stop.
+        let params = base;
+        describe(&format!("ef {}, beam {}, ", params.ef, params.beam_width));
         let row = measure(&segment, &queries, &gt, args.k, params, args.threads)?;
         return super::bench_filter::run(
             &segment,
@@ -218,20 +213,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         );
     }
     if !args.json {
-        let info = segment.info();
-        say!(
-            "segment {} ({} × {} {}, {}), {} queries, k = {}, {} thread(s), I/O {}, RAM {:.1} B/vector",
-            segment_path.display(),
-            info.vector_count,
-            info.dimension,
-            info.element_type,
-            info.metric,
-            queries.len(),
-            args.k,
-            args.threads,
-            segment.io_mode(),
-            segment.ram_bytes() as f64 / info.vector_count as f64
-        );
+        describe("");
         say!("{}", header());
     }
     let mut rows = Vec::with_capacity(settings.len());
@@ -382,22 +364,10 @@ pub fn measure(
         .num_threads(threads.max(1))
         .build()
         .map_err(|e| ToolError::Usage(format!("cannot start {threads} threads: {e}")))?;
-    let started = Instant::now();
-    let results: Vec<(Vec<u64>, QueryStats, f64)> = pool.install(|| {
-        queries
-            .par_iter()
-            .map(|q| {
-                let t = Instant::now();
-                let (hits, stats) = segment.search(q, k, &params)?;
-                Ok((
-                    hits.iter().map(|h| h.id).collect(),
-                    stats,
-                    t.elapsed().as_secs_f64() * 1e3,
-                ))
-            })
-            .collect::<Result<_>>()
+    let (results, wall) = run_queries(&pool, queries, |q| {
+        let (hits, stats) = segment.search(q, k, &params)?;
+        Ok((hits.iter().map(|h| h.id).collect(), stats))
     })?;
-    let wall = started.elapsed().as_secs_f64();
     let nq = queries.len().max(1) as f64;
     let mut found = 0usize;
     for (q, (ids, _, _)) in results.iter().enumerate() {
@@ -431,6 +401,30 @@ pub fn measure(
         exact_distances: mean(&|s| f64::from(s.exact_distances)),
         rss_bytes: omen_engine::memory::resident_bytes().unwrap_or(0),
     })
+}
+
+/// One query's answer (ids), its statistics and its latency in ms.
+pub(super) type Timed = (Vec<u64>, QueryStats, f64);
+
+/// Runs `search` over every query on `pool`, timing each; returns the
+/// answers in query order and the wall-clock seconds of the whole run.
+pub(super) fn run_queries(
+    pool: &rayon::ThreadPool,
+    queries: &[Vec<f32>],
+    search: impl Fn(&[f32]) -> Result<(Vec<u64>, QueryStats)> + Sync,
+) -> Result<(Vec<Timed>, f64)> {
+    let started = Instant::now();
+    let results = pool.install(|| {
+        queries
+            .par_iter()
+            .map(|q| {
+                let t = Instant::now();
+                let (ids, stats) = search(q)?;
+                Ok((ids, stats, t.elapsed().as_secs_f64() * 1e3))
+            })
+            .collect::<Result<Vec<Timed>>>()
+    })?;
+    Ok((results, started.elapsed().as_secs_f64()))
 }
 
 /// Reads a query file of any element type, widened to f32.

@@ -15,7 +15,6 @@ use omen_engine::filter::{Filter, SearchStrategy};
 use omen_engine::ground_truth::{GroundTruthParams, exact_knn};
 use omen_engine::index::{QueryStats, SearchParams, Segment};
 use omen_format::dataset::Vectors;
-use rayon::prelude::*;
 
 use crate::{Result, ToolError, say};
 
@@ -217,18 +216,7 @@ fn time(
     truth: &[Vec<u64>],
     search: impl Fn(&[f32]) -> Result<(Vec<u64>, QueryStats)> + Sync,
 ) -> Result<Measured> {
-    let started = Instant::now();
-    let results: Vec<(Vec<u64>, QueryStats, f64)> = pool.install(|| {
-        queries
-            .par_iter()
-            .map(|q| {
-                let t = Instant::now();
-                let (ids, stats) = search(q)?;
-                Ok((ids, stats, t.elapsed().as_secs_f64() * 1e3))
-            })
-            .collect::<Result<_>>()
-    })?;
-    let wall = started.elapsed().as_secs_f64();
+    let (results, wall) = super::bench::run_queries(pool, queries, search)?;
     let nq = queries.len().max(1) as f64;
     let (mut found, mut wanted) = (0usize, 0usize);
     for ((ids, _, _), want) in results.iter().zip(truth) {
