@@ -60,8 +60,11 @@ pub struct BuildOptions {
     pub temp_dir: Option<PathBuf>,
     /// Most rows the quantizer trains on.
     pub training_sample: usize,
-    /// Seed of every random choice; the same seed gives the same segment
-    /// (but for the UUID and creation time).
+    /// Seed of every random choice (sampling, k-means, levels, codes).
+    /// Graph construction inserts in parallel, so the order in which
+    /// threads link nodes, and with it a few edges, can differ between two
+    /// builds with the same seed; tests compare builds with brute force,
+    /// never with each other.
     pub seed: u64,
     /// Attribute columns, one row per input vector in input (id) order;
     /// the build stores them in node order (SPEC.md §2.5.8).
