@@ -19,6 +19,17 @@ pub enum EngineError {
     /// example a query dimension that differs from the base dimension).
     #[error("{0}")]
     InvalidArgument(String),
+
+    /// User: `insert` of a primary key that is already live (use `upsert`
+    /// to replace it). Nothing of the batch was written.
+    #[error("primary key {id} already exists (use upsert to replace it)")]
+    Duplicate { id: u64 },
+
+    /// The collection cannot serve the request: it is closing, open
+    /// elsewhere, or a background flush or compaction failed (the message
+    /// says which, with the file). Reads keep working; reopen to recover.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// The crate's result type.

@@ -8,6 +8,7 @@
 //! `unsafe` is confined to the architecture leaf modules of [`distance`].
 
 pub mod cluster;
+pub mod collection;
 pub mod distance;
 pub mod error;
 pub mod filter;

@@ -4,6 +4,8 @@
 //!
 //! - [`segment`]: the versioned, checksummed, 4 KiB-aligned segment container
 //!   (SPEC.md §2), written by `omen-build` and by flushes and read by search;
+//! - [`collection`]: a writable collection's WAL, manifest and id-set files
+//!   (SPEC.md §8);
 //! - [`attr`]: scalar attribute column types and values, shared by the
 //!   WAL, the segment attribute section, filters and SQL;
 //! - [`dataset`]: the big-ann-benchmarks and TEXMEX vector and ground-truth
@@ -26,6 +28,7 @@ compile_error!(
 pub(crate) mod atomic;
 pub mod attr;
 pub mod checksum;
+pub mod collection;
 pub mod dataset;
 pub mod error;
 pub mod mmap;

@@ -155,9 +155,81 @@ fn budget_error(budget: usize, n: usize, needed: usize) -> EngineError {
     ))
 }
 
+/// Where a build reads its rows: a vector file, whose row numbers are the
+/// ids (`omen-build`), or rows a collection flushes or compacts, with their
+/// own primary keys. Rows must be finite (both sources check).
+pub trait BuildRows<T>: Sync {
+    /// Number of rows.
+    fn len(&self) -> usize;
+    /// Values per row.
+    fn dim(&self) -> usize;
+    /// Copies rows `first .. first + out.len() / dim()` into `out`.
+    fn read_rows(&self, first: usize, out: &mut [T]) -> Result<()>;
+    /// The id stored with row `row` in the segment.
+    fn id(&self, row: usize) -> u64;
+    /// Names the source in errors and in the segment's metadata.
+    fn describe(&self) -> String;
+}
+
+impl<T: DatasetElement> BuildRows<T> for RowReader<T> {
+    fn len(&self) -> usize {
+        RowReader::len(self)
+    }
+    fn dim(&self) -> usize {
+        RowReader::dim(self)
+    }
+    fn read_rows(&self, first: usize, out: &mut [T]) -> Result<()> {
+        Ok(RowReader::read_rows(self, first, out)?)
+    }
+    fn id(&self, row: usize) -> u64 {
+        row as u64
+    }
+    fn describe(&self) -> String {
+        self.path().display().to_string()
+    }
+}
+
+/// Rows held in memory with explicit ids: what a flush builds from.
+#[derive(Debug)]
+pub struct MemoryRows<'a> {
+    pub dim: usize,
+    /// Row-major, `ids.len() * dim` values, all finite.
+    pub vectors: &'a [f32],
+    pub ids: &'a [u64],
+    /// For errors and metadata, e.g. `"memtable flush (wal 7)"`.
+    pub label: &'a str,
+}
+
+impl BuildRows<f32> for MemoryRows<'_> {
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn read_rows(&self, first: usize, out: &mut [f32]) -> Result<()> {
+        let start = first * self.dim;
+        let src = self.vectors.get(start..start + out.len()).ok_or_else(|| {
+            EngineError::InvalidArgument(format!(
+                "{}: rows {first}.. are past the {} rows held",
+                self.label,
+                self.ids.len()
+            ))
+        })?;
+        out.copy_from_slice(src);
+        Ok(())
+    }
+    fn id(&self, row: usize) -> u64 {
+        self.ids.get(row).copied().unwrap_or(u64::MAX)
+    }
+    fn describe(&self) -> String {
+        self.label.to_string()
+    }
+}
+
 /// Builds a segment at `out` from the rows `input` reads.
 pub fn build_segment<T: Widen + DatasetElement>(
-    input: &RowReader<T>,
+    input: &dyn BuildRows<T>,
     metric: Metric,
     out: &Path,
     options: &BuildOptions,
@@ -168,13 +240,13 @@ pub fn build_segment<T: Widen + DatasetElement>(
     let element_type = T::ELEMENT_TYPE.ok_or_else(|| {
         EngineError::InvalidArgument(format!(
             "{}: i32 files hold ids, not vectors",
-            input.path().display()
+            input.describe()
         ))
     })?;
     if n == 0 || u32::try_from(n).map_or(true, |n| n == u32::MAX) {
         return Err(EngineError::InvalidArgument(format!(
             "{}: a segment holds 1..{} vectors, the input has {n}",
-            input.path().display(),
+            input.describe(),
             u32::MAX
         )));
     }
@@ -304,7 +376,7 @@ pub fn build_segment<T: Widen + DatasetElement>(
         "writer".to_string(),
         format!("omen-build {}", env!("CARGO_PKG_VERSION")),
     );
-    meta.insert("source".to_string(), input.path().display().to_string());
+    meta.insert("source".to_string(), input.describe());
     meta.insert(
         "build.builder".to_string(),
         format!("{:?}", options.builder),
@@ -390,7 +462,7 @@ const WRITE_BLOCK_ROWS: usize = 1024;
 /// input by its old id. Rows are read in parallel blocks.
 fn write_nodes<T: Widen + DatasetElement>(
     writer: &mut SegmentWriter,
-    input: &RowReader<T>,
+    input: &dyn BuildRows<T>,
     graph: &Graph,
     new_to_old: &[u32],
     layout: NodeLayout,
@@ -421,7 +493,7 @@ fn write_nodes<T: Widen + DatasetElement>(
                             let mut row = vec![T::ZERO; dim];
                             input.read_rows(old, &mut row)?;
                             layout.encode(
-                                old as u64,
+                                input.id(old),
                                 row.as_bytes(),
                                 graph.neighbours(new as u32),
                                 rec,
@@ -446,7 +518,7 @@ fn write_nodes<T: Widen + DatasetElement>(
 
 /// Reads every row once, in blocks, calling `each(first_row, rows)`.
 fn sequential_pass<T: Widen + DatasetElement>(
-    input: &RowReader<T>,
+    input: &dyn BuildRows<T>,
     phase: BuildPhase,
     progress: &Progress<'_>,
     mut each: impl FnMut(usize, &[T]) -> Result<()>,
@@ -467,7 +539,7 @@ fn sequential_pass<T: Widen + DatasetElement>(
 
 /// Reads rows `ids` (in parallel) and widens them to f32, back to back.
 fn read_widened<T: Widen + DatasetElement>(
-    input: &RowReader<T>,
+    input: &dyn BuildRows<T>,
     ids: &[usize],
 ) -> Result<Vec<f32>> {
     let dim = input.dim();
@@ -503,7 +575,7 @@ fn evenly_spaced(n: usize, count: usize) -> Vec<usize> {
 }
 
 /// The input as a [`VectorSource`] for the sharded builder.
-struct Rows<'a, T>(&'a RowReader<T>);
+struct Rows<'a, T>(&'a dyn BuildRows<T>);
 
 impl<T: Widen + DatasetElement> VectorSource<T> for Rows<'_, T> {
     fn len(&self) -> usize {
@@ -527,7 +599,7 @@ struct SparseRows<T> {
 }
 
 impl<T: Widen + DatasetElement> SparseRows<T> {
-    fn read(input: &RowReader<T>, keep: impl Fn(u32) -> bool) -> Result<Self> {
+    fn read(input: &dyn BuildRows<T>, keep: impl Fn(u32) -> bool) -> Result<Self> {
         let ids: Vec<u32> = (0..input.len() as u32).filter(|&id| keep(id)).collect();
         let dim = input.dim();
         let mut data = vec![T::ZERO; ids.len() * dim];

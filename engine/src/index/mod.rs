@@ -12,11 +12,26 @@ mod pages;
 mod search;
 mod segment;
 
-pub use build::{BuildOptions, BuildPhase, BuildReport, build_segment};
+pub use build::{BuildOptions, BuildPhase, BuildReport, BuildRows, MemoryRows, build_segment};
 pub use node::NodeLayout;
-pub use segment::Segment;
+pub use segment::{FILTER_LIST_FACTOR, Segment};
 
 use crate::io::IoMode;
+
+/// Which rows a search may return; rejected rows still guide the walk.
+///
+/// `row` is the segment-local node index (`0..Segment::len()`), `id` the
+/// external id stored in the node's record. Implemented for every
+/// `Fn(u32, u64) -> bool + Sync`, so a closure is a filter.
+pub trait RowFilter: Sync {
+    fn accepts(&self, row: u32, id: u64) -> bool;
+}
+
+impl<F: Fn(u32, u64) -> bool + Sync> RowFilter for F {
+    fn accepts(&self, row: u32, id: u64) -> bool {
+        self(row, id)
+    }
+}
 
 /// How to open a segment.
 #[derive(Debug, Clone, Copy)]

@@ -31,7 +31,7 @@ use omen_format::segment::layout::{PAGE_PAYLOAD, PAGE_SIZE};
 use omen_format::segment::verify_page;
 
 use super::segment::Segment;
-use super::{Hit, QueryStats, SearchParams};
+use super::{Hit, QueryStats, RowFilter, SearchParams};
 use crate::Result;
 use crate::distance::Kernels;
 
@@ -67,6 +67,47 @@ struct Candidate {
     expanded: bool,
     /// Its page has been requested in the current round.
     pending: bool,
+    /// Its record was read and the row filter rejected it: it still guides
+    /// the walk but does not count towards the `ef` window.
+    rejected: bool,
+}
+
+/// How a search applies a row filter, decided at compile time so that the
+/// unfiltered search keeps its original code path.
+pub(crate) trait Acceptance {
+    /// Whether any row can be rejected.
+    const FILTERS: bool;
+    fn accepts(&self, row: u32, id: u64) -> bool;
+}
+
+/// Every row qualifies: the plain search.
+pub(crate) struct AcceptAll;
+
+impl Acceptance for AcceptAll {
+    const FILTERS: bool = false;
+    #[inline(always)]
+    fn accepts(&self, _: u32, _: u64) -> bool {
+        true
+    }
+}
+
+/// A caller's [`RowFilter`].
+pub(crate) struct Filtered<'a>(pub(crate) &'a dyn RowFilter);
+
+impl Acceptance for Filtered<'_> {
+    const FILTERS: bool = true;
+    fn accepts(&self, row: u32, id: u64) -> bool {
+        self.0.accepts(row, id)
+    }
+}
+
+/// The shape of the candidate list: at most `ef` candidates that are not
+/// known to be rejected, and (when filtering) at most `cap` in all.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    ef: usize,
+    cap: usize,
+    filters: bool,
 }
 
 /// Per-query working memory, pooled by the segment so that steady-state
@@ -102,16 +143,31 @@ impl Scratch {
 }
 
 /// Searches `segment` for the `k` nearest neighbours of `query`.
-pub(crate) fn search(
+///
+/// With a filter, rows the filter rejects are scored and expanded like any
+/// other (they are the graph's paths to the rows it accepts) but never enter
+/// the results; the `ef` window and the early-stop bound count accepted
+/// rows only, so the walk widens past rejected regions until it holds `k`
+/// accepted rows, runs out of candidates, or the list reaches its cap.
+pub(crate) fn search<A: Acceptance>(
     segment: &Segment,
     scratch: &mut Scratch,
     query: &[f32],
     k: usize,
     params: &SearchParams,
+    accept: &A,
+    // The most candidates (accepted, rejected or unread) a filtered list
+    // holds; ignored without a filter.
+    list_cap: usize,
 ) -> Result<(Vec<Hit>, QueryStats)> {
     scratch.reset();
     let mut stats = QueryStats::default();
     let ef = params.ef.max(k).max(1);
+    let window = Window {
+        ef,
+        cap: if A::FILTERS { list_cap.max(ef) } else { ef },
+        filters: A::FILTERS,
+    };
     let beam = params.beam_width.clamp(1, 256);
     let codes = segment.quantizer().query(query);
     let code_len = segment.code_len();
@@ -136,7 +192,7 @@ pub(crate) fn search(
     }
     for e in entries {
         if scratch.visited.insert(e.id) {
-            insert(&mut scratch.list, ef, e.id, e.distance, false);
+            insert(&mut scratch.list, window, e.id, e.distance, false);
         }
     }
 
@@ -146,12 +202,11 @@ pub(crate) fn search(
         let free = scratch
             .list
             .iter()
-            .take(ef)
             .position(|c| !c.expanded && scratch.cached.contains_key(&segment.group_of(c.id)));
         if let Some(i) = free {
             let id = scratch.list[i].id;
             scratch.list[i].expanded = true;
-            expand(segment, scratch, id, ef, &mut code_distance, &mut stats)?;
+            expand(segment, scratch, id, window, &mut code_distance, &mut stats)?;
             continue;
         }
         // Otherwise read the pages of the best `beam` unexpanded candidates.
@@ -166,7 +221,7 @@ pub(crate) fn search(
             }
             _ => f32::INFINITY,
         };
-        for c in scratch.list.iter_mut().take(ef) {
+        for c in scratch.list.iter_mut() {
             if c.distance > bound {
                 break;
             }
@@ -185,7 +240,7 @@ pub(crate) fn search(
         if scratch.batch_groups.is_empty() {
             break;
         }
-        read_groups(segment, scratch, query, ef, &mut stats)?;
+        read_groups(segment, scratch, query, window, accept, &mut stats)?;
         for c in scratch.list.iter_mut() {
             c.pending = false;
         }
@@ -210,7 +265,7 @@ fn expand(
     segment: &Segment,
     scratch: &mut Scratch,
     id: u32,
-    ef: usize,
+    window: Window,
     code_distance: &mut impl FnMut(u32, &mut QueryStats) -> f32,
     stats: &mut QueryStats,
 ) -> Result<()> {
@@ -222,7 +277,7 @@ fn expand(
         for n in node.neighbours() {
             if scratch.visited.insert(n) {
                 let d = code_distance(n, stats);
-                insert(&mut scratch.list, ef, n, d, false);
+                insert(&mut scratch.list, window, n, d, false);
             }
         }
         Ok(())
@@ -232,11 +287,12 @@ fn expand(
 }
 
 /// Reads `scratch.batch_groups` as one batch and scores every node on them.
-fn read_groups(
+fn read_groups<A: Acceptance>(
     segment: &Segment,
     scratch: &mut Scratch,
     query: &[f32],
-    ef: usize,
+    window: Window,
+    accept: &A,
     stats: &mut QueryStats,
 ) -> Result<()> {
     let pages_per_group = segment.pages_per_group();
@@ -270,7 +326,7 @@ fn read_groups(
         if scratch.arriving[g] == 0 {
             let group = scratch.batch_groups[g];
             scratch.cached.insert(group, slot);
-            score_group(segment, scratch, group, slot, query, ef, stats)?;
+            score_group(segment, scratch, group, slot, query, window, accept, stats)?;
         }
         Ok(())
     });
@@ -280,13 +336,15 @@ fn read_groups(
 
 /// Computes the exact distance of every node in a freshly read group and
 /// offers each to the candidate list.
-fn score_group(
+#[allow(clippy::too_many_arguments)]
+fn score_group<A: Acceptance>(
     segment: &Segment,
     scratch: &mut Scratch,
     group: u64,
     slot: usize,
     query: &[f32],
-    ef: usize,
+    window: Window,
+    accept: &A,
     stats: &mut QueryStats,
 ) -> Result<()> {
     let kernels = Kernels::<f32>::best();
@@ -295,9 +353,13 @@ fn score_group(
         segment.widen(node.vector, &mut scratch.widened);
         let d = kernels.distance(segment.metric(), query, &scratch.widened);
         stats.exact_distances += 1;
-        scratch.results.push((d, id, node.external_id));
+        let rejected = A::FILTERS && !accept.accepts(id, node.external_id);
+        if !rejected {
+            scratch.results.push((d, id, node.external_id));
+        }
         scratch.visited.insert(id);
-        // An exact distance replaces the estimate of a listed node.
+        // An exact distance replaces the estimate of a listed node. (A node
+        // that turns out rejected only shrinks the counted window.)
         if let Some(c) = scratch.list.iter().position(|c| c.id == id) {
             let expanded = scratch.list[c].expanded;
             scratch.list.remove(c);
@@ -308,18 +370,25 @@ fn score_group(
                     id,
                     expanded,
                     pending: false,
+                    rejected,
                 },
             );
         } else {
-            insert(&mut scratch.list, ef, id, d, false);
+            insert(&mut scratch.list, window, id, d, rejected);
         }
     }
     Ok(())
 }
 
-/// Inserts into the list, keeping it sorted and at most `ef` long.
-fn insert(list: &mut Vec<Candidate>, ef: usize, id: u32, distance: f32, expanded: bool) {
-    if list.len() >= ef && list.last().is_some_and(|w| w.distance <= distance) {
+/// Inserts a new, unexpanded candidate into the list, keeping it sorted and
+/// within its window.
+fn insert(list: &mut Vec<Candidate>, window: Window, id: u32, distance: f32, rejected: bool) {
+    let full = if window.filters {
+        list.len() >= window.cap || counted(list) >= window.ef
+    } else {
+        list.len() >= window.ef
+    };
+    if full && list.last().is_some_and(|w| w.distance <= distance) {
         return;
     }
     insert_sorted(
@@ -327,11 +396,30 @@ fn insert(list: &mut Vec<Candidate>, ef: usize, id: u32, distance: f32, expanded
         Candidate {
             distance,
             id,
-            expanded,
+            expanded: false,
             pending: false,
+            rejected,
         },
     );
-    list.truncate(ef);
+    if window.filters {
+        // Keep everything up to the ef-th candidate not known rejected.
+        let mut seen = 0;
+        let end = list
+            .iter()
+            .position(|c| {
+                seen += usize::from(!c.rejected);
+                seen == window.ef
+            })
+            .map_or(list.len(), |i| i + 1);
+        list.truncate(end.min(window.cap));
+    } else {
+        list.truncate(window.ef);
+    }
+}
+
+/// Candidates not known to be rejected.
+fn counted(list: &[Candidate]) -> usize {
+    list.iter().filter(|c| !c.rejected).count()
 }
 
 fn insert_sorted(list: &mut Vec<Candidate>, c: Candidate) {

@@ -9,19 +9,30 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use omen_format::segment::layout::{INDEX_VERSION, IndexHeader, PAGE_PAYLOAD, PAGE_SIZE_U64};
-use omen_format::segment::{OpenOptions, RowLayout, SectionKind, SegmentFile, SegmentInfo, Verify};
+use omen_format::segment::layout::{
+    INDEX_VERSION, IndexHeader, PAGE_PAYLOAD, PAGE_SIZE, PAGE_SIZE_U64,
+};
+use omen_format::segment::{
+    OpenOptions, RowLayout, SectionKind, SegmentFile, SegmentInfo, Verify, verify_page,
+};
 use omen_format::{ElementType, FormatError, Metric};
 use zerocopy::FromBytes;
 
 use super::node::{NodeLayout, NodeView};
 use super::pages::PageSource;
-use super::search::{Scratch, search};
-use super::{Hit, QueryStats, SearchParams, SegmentOptions};
+use super::search::{AcceptAll, Filtered, Scratch, search};
+use super::{Hit, QueryStats, RowFilter, SearchParams, SegmentOptions};
 use crate::graph::UpperLayers;
 use crate::io::IoMode;
 use crate::quant::Quantizer;
 use crate::{EngineError, Result};
+
+/// The candidate list of a filtered walk ([`Segment::search_with`]) holds
+/// at most this many times `ef` nodes.
+pub const FILTER_LIST_FACTOR: usize = 64;
+
+/// Pages per sequential read in [`Segment::scan_rows`] (1 MiB).
+const SCAN_CHUNK_PAGES: usize = 256;
 
 /// A read-only segment, searchable from many threads at once (`&self`).
 #[derive(Debug)]
@@ -193,18 +204,140 @@ impl Segment {
         params: &SearchParams,
     ) -> Result<(Vec<Hit>, QueryStats)> {
         self.check_query(query, k)?;
+        self.with_scratch(|scratch| search(self, scratch, query, k, params, &AcceptAll, 0))
+    }
+
+    /// Like [`Segment::search`], but returns only rows that `filter`
+    /// accepts. Rejected rows are still read and followed (they are the
+    /// graph's paths to accepted ones); the `ef` window and the early-stop
+    /// bound count accepted rows only, so the walk keeps going until it has
+    /// `k` accepted rows or runs out of candidates. The candidate list
+    /// holds at most [`FILTER_LIST_FACTOR`]` * ef` nodes in all, which
+    /// bounds the work of a filter that rejects almost everything (see
+    /// `search_filtered` for the strategy that handles those).
+    pub fn search_with(
+        &self,
+        query: &[f32],
+        k: usize,
+        params: &SearchParams,
+        filter: &dyn RowFilter,
+    ) -> Result<(Vec<Hit>, QueryStats)> {
+        let ef = params.ef.max(k).max(1);
+        self.search_with_cap(
+            query,
+            k,
+            params,
+            filter,
+            ef.saturating_mul(FILTER_LIST_FACTOR),
+        )
+    }
+
+    /// [`Segment::search_with`] with an explicit cap on the candidate list.
+    pub(crate) fn search_with_cap(
+        &self,
+        query: &[f32],
+        k: usize,
+        params: &SearchParams,
+        filter: &dyn RowFilter,
+        list_cap: usize,
+    ) -> Result<(Vec<Hit>, QueryStats)> {
+        self.check_query(query, k)?;
+        let accept = Filtered(filter);
+        self.with_scratch(|scratch| search(self, scratch, query, k, params, &accept, list_cap))
+    }
+
+    fn with_scratch<T>(&self, f: impl FnOnce(&mut Scratch) -> T) -> T {
         let mut scratch = self
             .scratch
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .pop()
             .unwrap_or_default();
-        let out = search(self, &mut scratch, query, k, params);
+        let out = f(&mut scratch);
         self.scratch
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(scratch);
         out
+    }
+
+    /// Number of rows (nodes, vectors) in the segment.
+    pub fn len(&self) -> usize {
+        self.info.vector_count as usize
+    }
+
+    /// Always false: a segment holds at least one vector.
+    pub fn is_empty(&self) -> bool {
+        self.info.vector_count == 0
+    }
+
+    /// The external id and full vector (widened to f32) of row `row`,
+    /// read from its page(s) with one random read.
+    pub fn read_row(&self, row: u32) -> Result<(u64, Vec<f32>)> {
+        if row as usize >= self.len() {
+            return Err(EngineError::InvalidArgument(format!(
+                "row {row} is out of range: {} has {} rows",
+                self.path.display(),
+                self.len()
+            )));
+        }
+        let per = self.pages_per_group();
+        let group = self.group_of(row);
+        let offsets: Vec<u64> = (0..per as u64)
+            .map(|p| self.page_offset(group * per as u64 + p))
+            .collect();
+        let mut payload = vec![0u8; per * PAGE_PAYLOAD];
+        self.pages.read(&offsets, &mut |i, page| {
+            let bytes = verify_page(page, offsets[i], &self.path, "nodes section")?;
+            payload[i * PAGE_PAYLOAD..(i + 1) * PAGE_PAYLOAD].copy_from_slice(bytes);
+            Ok(())
+        })?;
+        let node = self.decode(&payload, row)?;
+        let mut vector = Vec::new();
+        self.widen(node.vector, &mut vector);
+        Ok((node.external_id, vector))
+    }
+
+    /// Calls `f(row, id, vector)` for every row in row order, reading the
+    /// nodes section sequentially in large chunks through the page cache
+    /// (compaction and rebuilds read everything back; one random read per
+    /// row would be far slower). Every page is verified; the first error,
+    /// from the file or from `f`, stops the scan.
+    pub fn scan_rows(&self, mut f: impl FnMut(u32, u64, &[f32]) -> Result<()>) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::File::open(&self.path).map_err(|e| FormatError::io(&self.path, e))?;
+        let per = self.pages_per_group();
+        let groups_total = self.rows.pages_for(self.info.vector_count).unwrap_or(0) / per as u64;
+        let chunk_groups = (SCAN_CHUNK_PAGES / per).max(1) as u64;
+        let mut buf = vec![0u8; chunk_groups as usize * per * PAGE_SIZE];
+        let mut payload = vec![0u8; per * PAGE_PAYLOAD];
+        let mut widened = Vec::new();
+        let mut group = 0u64;
+        while group < groups_total {
+            let count = chunk_groups.min(groups_total - group);
+            let first_page = group * per as u64;
+            let bytes = &mut buf[..count as usize * per * PAGE_SIZE];
+            file.read_exact_at(bytes, self.page_offset(first_page))
+                .map_err(|e| FormatError::io(&self.path, e))?;
+            for g in 0..count {
+                for p in 0..per {
+                    let index = (g as usize * per + p) * PAGE_SIZE;
+                    let page: &[u8; PAGE_SIZE] = bytes[index..index + PAGE_SIZE]
+                        .try_into()
+                        .expect("one page");
+                    let offset = self.page_offset(first_page + g * per as u64 + p as u64);
+                    let checked = verify_page(page, offset, &self.path, "nodes section")?;
+                    payload[p * PAGE_PAYLOAD..(p + 1) * PAGE_PAYLOAD].copy_from_slice(checked);
+                }
+                for row in self.nodes_in_group(group + g) {
+                    let node = self.decode(&payload, row)?;
+                    self.widen(node.vector, &mut widened);
+                    f(row, node.external_id, &widened)?;
+                }
+            }
+            group += count;
+        }
+        Ok(())
     }
 
     /// Searches many queries in parallel on the current rayon pool.

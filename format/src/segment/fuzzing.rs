@@ -25,5 +25,16 @@ pub fn read_everything(data: &[u8]) -> bool {
             }
         }
     }
+    match segment.attributes() {
+        Ok(Some(head)) => {
+            for i in 0..head.columns.len() {
+                if segment.read_attribute_column(&head, i).is_err() {
+                    return false;
+                }
+            }
+        }
+        Ok(None) => {}
+        Err(_) => return false,
+    }
     true
 }

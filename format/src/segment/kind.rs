@@ -29,8 +29,12 @@ impl SectionKind {
     /// The upper HNSW layers, loaded into RAM (SPEC.md §2.5.7).
     pub const UPPER_LAYERS: SectionKind = SectionKind(7);
 
+    /// Scalar attribute columns in node order, with per-column statistics
+    /// (SPEC.md §2.6). Optional: readers that do not know it skip it.
+    pub const ATTRIBUTES: SectionKind = SectionKind(8);
+
     /// Every kind this build knows.
-    pub const KNOWN: [SectionKind; 7] = [
+    pub const KNOWN: [SectionKind; 8] = [
         SectionKind::METADATA,
         SectionKind::VECTORS,
         SectionKind::INDEX_HEADER,
@@ -38,6 +42,7 @@ impl SectionKind {
         SectionKind::CODES,
         SectionKind::QUANTIZER,
         SectionKind::UPPER_LAYERS,
+        SectionKind::ATTRIBUTES,
     ];
 
     /// Whether this build knows how to read the kind.
@@ -55,6 +60,7 @@ impl SectionKind {
             SectionKind::CODES => "codes",
             SectionKind::QUANTIZER => "quantizer",
             SectionKind::UPPER_LAYERS => "upper layers",
+            SectionKind::ATTRIBUTES => "attributes",
             _ => "unknown",
         }
     }

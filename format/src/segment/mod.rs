@@ -6,6 +6,7 @@
 //! container knows nothing about indexes; it stores typed, checksummed,
 //! page-aligned sections that the engine defines the contents of.
 
+pub mod attributes;
 pub mod fuzzing;
 mod kind;
 pub mod layout;

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use xxhash_rust::xxh3::Xxh3;
 use zerocopy::FromBytes;
 
+use super::attributes::{self, AttributeHead, CodecError, Column};
 use super::kind::SectionKind;
 use super::layout::*;
 use super::page::{RowLayout, verify_page};
@@ -318,6 +319,106 @@ impl<S: ReadAt> SegmentFile<S> {
             map.insert(k.to_string(), v.to_string());
         }
         Ok(map)
+    }
+
+    /// The head of the attribute section (schema, statistics, where each
+    /// column lies), or `None` when the segment has no attributes.
+    pub fn attributes(&self) -> Result<Option<AttributeHead>> {
+        let Some(section) = self.section(SectionKind::ATTRIBUTES).copied() else {
+            return Ok(None);
+        };
+        if !section.is_paged() || section.pages() == 0 || section.items != self.info.vector_count {
+            return Err(self.corrupt(
+                &section,
+                section.offset,
+                format!(
+                    "expected a paged section of {} rows, found {} pages of {} rows",
+                    self.info.vector_count,
+                    section.pages(),
+                    section.items
+                ),
+            ));
+        }
+        let locate = |e: CodecError| {
+            let page = e.offset / PAGE_PAYLOAD as u64;
+            let at = section.offset + page * PAGE_SIZE_U64 + e.offset % PAGE_PAYLOAD as u64;
+            self.corrupt(&section, at, e.reason)
+        };
+        let first = self.payloads(&section, 0, 1)?;
+        let len = attributes::head_len(&first).map_err(locate)?;
+        let head_pages = len.div_ceil(PAGE_PAYLOAD as u64);
+        if head_pages > section.pages() {
+            return Err(self.corrupt(
+                &section,
+                section.offset + 24,
+                format!(
+                    "head of {len} bytes exceeds the section's {} pages",
+                    section.pages()
+                ),
+            ));
+        }
+        let stream = self.payloads(&section, 0, head_pages)?;
+        let head = attributes::parse_head(&stream, section.pages()).map_err(locate)?;
+        if head.rows != self.info.vector_count || head.columns.len() != section.item_len as usize {
+            return Err(self.corrupt(
+                &section,
+                section.offset + 12,
+                format!(
+                    "{} rows in {} columns; the directory says {} rows in {} columns",
+                    head.rows,
+                    head.columns.len(),
+                    section.items,
+                    section.item_len
+                ),
+            ));
+        }
+        Ok(Some(head))
+    }
+
+    /// Reads, verifies and decodes column `index` of the attribute section
+    /// whose head is `head`.
+    pub fn read_attribute_column(&self, head: &AttributeHead, index: usize) -> Result<Column> {
+        let section = *self.require(SectionKind::ATTRIBUTES)?;
+        let meta = head.columns.get(index).ok_or_else(|| {
+            FormatError::InvalidArgument(format!(
+                "attribute column {index} of {}",
+                head.columns.len()
+            ))
+        })?;
+        let mut stored = self.payloads(&section, meta.first_page, meta.pages())?;
+        stored.truncate(usize_len(meta.stored_len, &self.path)?);
+        attributes::decode_column(meta, head.rows, &stored).map_err(|e| {
+            self.corrupt(
+                &section,
+                section.offset + meta.first_page * PAGE_SIZE_U64,
+                format!("column {:?}: {}", meta.schema.name, e.reason),
+            )
+        })
+    }
+
+    /// The payloads of pages `first..first + count` of a paged section,
+    /// verified and concatenated.
+    fn payloads(&self, section: &Section, first: u64, count: u64) -> Result<Vec<u8>> {
+        if first
+            .checked_add(count)
+            .is_none_or(|end| end > section.pages())
+        {
+            return Err(self.corrupt(
+                section,
+                section.offset,
+                format!(
+                    "pages {first}..{} requested of {} pages",
+                    first.saturating_add(count),
+                    section.pages()
+                ),
+            ));
+        }
+        let mut buf = vec![0u8; usize_len(count.saturating_mul(PAGE_SIZE_U64), &self.path)?];
+        self.read_pages(section, first, &mut buf)?;
+        Ok(buf
+            .chunks_exact(PAGE_SIZE)
+            .flat_map(|p| p.iter().take(PAGE_PAYLOAD).copied())
+            .collect())
     }
 
     /// A reader for the vectors section.

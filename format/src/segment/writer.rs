@@ -19,6 +19,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use xxhash_rust::xxh3::Xxh3;
 use zerocopy::{FromZeros, IntoBytes};
 
+use super::attributes::{AttributeColumns, encode_section};
 use super::kind::SectionKind;
 use super::layout::*;
 use super::page::{RowLayout, seal_page};
@@ -275,6 +276,26 @@ impl SegmentWriter {
         Ok(count)
     }
 
+    /// Writes the attribute section (SPEC.md §2.6): `columns` must hold one
+    /// row per vector, in node order.
+    pub fn write_attributes(&mut self, columns: &AttributeColumns) -> Result<()> {
+        let expected = self.header.vector_count;
+        if columns.len() as u64 != expected {
+            return Err(FormatError::InvalidArgument(format!(
+                "{} attribute rows for a segment of {expected} vectors",
+                columns.len()
+            )));
+        }
+        let stream = encode_section(columns);
+        let mut section = self.paged_section(SectionKind::ATTRIBUTES)?;
+        let mut page = Box::new([0u8; PAGE_SIZE]);
+        for chunk in stream.chunks(PAGE_PAYLOAD) {
+            page[..chunk.len()].copy_from_slice(chunk);
+            section.push_page(&mut page)?;
+        }
+        section.finish(expected, columns.schema().len() as u32)
+    }
+
     /// Writes the directory and the superblock, fsyncs, renames the file to
     /// its final name and fsyncs the parent directory.
     pub fn finish(mut self) -> Result<PathBuf> {
@@ -402,8 +423,9 @@ impl PagedSectionWriter<'_> {
 }
 
 fn required_flag(kind: SectionKind) -> u32 {
-    // Every kind v1 defines is needed to interpret the segment.
-    if kind.is_known() {
+    // Every kind v1.0 defines is needed to interpret the segment; the
+    // attribute section (added later) is optional, so older readers skip it.
+    if kind.is_known() && kind != SectionKind::ATTRIBUTES {
         SECTION_FLAG_REQUIRED
     } else {
         0

@@ -7,6 +7,7 @@
 pub mod bench;
 pub mod build;
 pub mod data;
+pub mod debug;
 pub mod demo;
 pub mod inspect;
 
@@ -67,6 +68,9 @@ pub enum Command {
     /// Generate a small dataset, compute its ground truth and summarise it.
     #[command(long_about = demo::LONG_ABOUT)]
     Demo(demo::DemoArgs),
+    /// Helpers for tests (crash writer); not a stable interface.
+    #[command(subcommand, hide = true)]
+    Debug(debug::DebugCommand),
 }
 
 /// Runs the parsed command line.
@@ -76,5 +80,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Demo(args) => demo::run(&args, cli.quiet),
         Command::Bench(args) => bench::run(&args),
         Command::Inspect(args) => inspect::run(&args),
+        Command::Debug(cmd) => debug::run(cmd),
     }
 }
