@@ -10,7 +10,7 @@ use sqlparser::ast::{Expr, Set, Statement};
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 
-use crate::catalog::{Catalog, SearchRequest};
+use crate::catalog::{Catalog, Row, SearchRequest};
 use crate::datum::{Datum, SqlType};
 use crate::expr::{Eval, NoColumns, Params};
 use crate::metrics::Metrics;
@@ -48,6 +48,8 @@ pub struct Description {
 pub struct Executor {
     catalog: Arc<Catalog>,
     read_only: bool,
+    /// Where CREATE TABLE puts new tables.
+    data_dir: Option<std::path::PathBuf>,
     metrics: Arc<Metrics>,
 }
 
@@ -56,8 +58,15 @@ impl Executor {
         Executor {
             catalog,
             read_only,
+            data_dir: None,
             metrics: Arc::new(Metrics::default()),
         }
+    }
+
+    /// Creates tables in `dir`.
+    pub fn with_data_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
     }
 
     pub fn catalog(&self) -> &Arc<Catalog> {
@@ -197,11 +206,15 @@ impl Executor {
                         statement_kind(stmt)
                     )));
                 }
-                Err(SqlError::unsupported(format!(
-                    "{} needs writable collections, which this build does not have yet; \
-                     it serves segments read-only (SELECT with ORDER BY embedding <-> $1 LIMIT k, count(*), EXPLAIN, SET, SHOW)",
-                    statement_kind(stmt)
-                )))
+                crate::write::run(
+                    &crate::write::WriteContext {
+                        catalog: &self.catalog,
+                        data_dir: self.data_dir.as_deref(),
+                        params,
+                        session,
+                    },
+                    stmt,
+                )
             }
             other => Err(SqlError::unsupported(format!(
                 "{} is not supported; supported: SELECT … ORDER BY embedding <-> $1 LIMIT k (also <#>, <=>), \
@@ -258,9 +271,13 @@ impl Executor {
             Plan::Count {
                 table,
                 filter,
+                ids,
                 column,
             } => {
-                let n = table.count(filter.as_ref())?;
+                let n = match ids {
+                    Some(ids) => table.rows(&ids)?.len() as u64,
+                    None => table.count(filter.as_ref())?,
+                };
                 Ok(Outcome::Rows {
                     columns: vec![column],
                     rows: vec![vec![Datum::Int(n as i64)]],
@@ -268,6 +285,24 @@ impl Executor {
             }
             Plan::Search(s) => {
                 let rows = self.search(&s)?.0;
+                Ok(Outcome::Rows {
+                    columns: s.columns,
+                    rows,
+                })
+            }
+            Plan::Scan(s) => {
+                let found = match &s.ids {
+                    Some(ids) => s.table.rows(ids)?,
+                    None => s
+                        .table
+                        .scan(s.limit.map_or(usize::MAX, |l| l.saturating_add(s.offset)))?,
+                };
+                let rows = found
+                    .iter()
+                    .skip(s.offset)
+                    .take(s.limit.unwrap_or(usize::MAX))
+                    .map(|r| project(&s.outputs, r.id, None, Some(r)))
+                    .collect();
                 Ok(Outcome::Rows {
                     columns: s.columns,
                     rows,
@@ -291,19 +326,27 @@ impl Executor {
             filter: s.filter.as_ref(),
         })?;
         self.metrics.record_search(&out.stats);
-        let rows = out
-            .hits
+        let hits: Vec<_> = out.hits.iter().skip(s.offset).collect();
+        // Stored vectors and attributes are read only when selected.
+        let needs_rows = s
+            .outputs
             .iter()
-            .skip(s.offset)
+            .any(|o| matches!(o, Output::Vector | Output::Attribute(_)));
+        let stored: std::collections::HashMap<u64, Row> = if needs_rows {
+            let ids: Vec<u64> = hits.iter().map(|h| h.id).collect();
+            s.table.rows(&ids)?.into_iter().map(|r| (r.id, r)).collect()
+        } else {
+            Default::default()
+        };
+        let rows = hits
+            .iter()
             .map(|hit| {
-                s.outputs
-                    .iter()
-                    .map(|o| match o {
-                        Output::Id => Datum::Int(hit.id as i64),
-                        Output::Distance => Datum::Float(s.op.from_engine(hit.distance)),
-                        Output::Constant(d) => d.clone(),
-                    })
-                    .collect()
+                project(
+                    &s.outputs,
+                    hit.id,
+                    Some(s.op.from_engine(hit.distance)),
+                    stored.get(&hit.id),
+                )
             })
             .collect();
         Ok((rows, out.stats))
@@ -316,6 +359,18 @@ impl Executor {
         match &plan {
             Plan::Values { rows, .. } => {
                 let _ = writeln!(t, "Result (rows={})", rows.len());
+            }
+            Plan::Scan(sc) => {
+                let _ = writeln!(
+                    t,
+                    "{} on {}",
+                    if sc.ids.is_some() {
+                        "Lookup by id"
+                    } else {
+                        "Scan"
+                    },
+                    sc.table.schema().name
+                );
             }
             Plan::Count { table, filter, .. } => {
                 let sp = table.plan_search(filter.as_ref())?;
@@ -398,6 +453,22 @@ impl Executor {
         }
         Ok(t)
     }
+}
+
+/// One result row from the outputs.
+fn project(outputs: &[Output], id: u64, distance: Option<f64>, row: Option<&Row>) -> Vec<Datum> {
+    outputs
+        .iter()
+        .map(|o| match o {
+            Output::Id => Datum::Int(id as i64),
+            Output::Distance => distance.map_or(Datum::Null, Datum::Float),
+            Output::Vector => row.map_or(Datum::Null, |r| Datum::Vector(r.vector.clone())),
+            Output::Attribute(i) => row
+                .and_then(|r| r.values.get(*i))
+                .map_or(Datum::Null, Datum::from_value),
+            Output::Constant(d) => d.clone(),
+        })
+        .collect()
 }
 
 fn describe_segments(t: &mut String, sp: &crate::catalog::SearchPlan) {

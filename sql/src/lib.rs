@@ -9,6 +9,7 @@
 //! - [`loader`]: segment files as tables, and hot reload;
 //! - [`plan`]: which query shape a `SELECT` is;
 //! - [`exec`]: running statements ([`exec::Executor`]);
+//! - [`write`]: CREATE TABLE, INSERT, UPDATE, DELETE, DROP, CREATE INDEX;
 //! - [`session`]: per-client settings (`omen.ef_search`);
 //! - [`metrics`]: Prometheus counters;
 //! - [`wire`]: the pgwire server: protocol handlers, authentication, TLS.
@@ -28,5 +29,6 @@ pub mod plan;
 pub mod session;
 pub mod vector;
 pub mod wire;
+pub mod write;
 
 pub use error::{Result, SqlError};

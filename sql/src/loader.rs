@@ -13,7 +13,9 @@ use std::time::SystemTime;
 
 use omen_engine::index::SegmentOptions;
 
-use crate::catalog::{Catalog, SegmentTable};
+use omen_engine::collection::CollectionOptions;
+
+use crate::catalog::{Catalog, CollectionTable, SegmentTable, is_collection_dir};
 
 /// What to serve.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +31,7 @@ impl Source {
     pub fn parse_named(arg: &str) -> Result<Source, String> {
         let (name, path) = arg
             .split_once('=')
-            .filter(|(n, p)| valid_name(n) && !p.is_empty())
+            .filter(|(n, p)| valid_table_name(n) && !p.is_empty())
             .ok_or_else(|| {
                 format!("--table '{arg}': expected name=path, name made of letters, digits and _")
             })?;
@@ -40,7 +42,8 @@ impl Source {
     }
 }
 
-fn valid_name(n: &str) -> bool {
+/// Whether `n` can name a table without quoting.
+pub fn valid_table_name(n: &str) -> bool {
     !n.is_empty()
         && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         && !n.starts_with(|c: char| c.is_ascii_digit())
@@ -104,10 +107,10 @@ impl Loader {
     }
 
     /// The (table, path) pairs the sources name now.
-    fn wanted(&self) -> Vec<(String, PathBuf)> {
+    fn wanted(&mut self, catalog: &Catalog, changes: &mut Vec<Change>) -> Vec<(String, PathBuf)> {
         let mut out = Vec::new();
-        for s in &self.sources {
-            match s {
+        for s in self.sources.clone() {
+            match &s {
                 Source::Named { name, path } => out.push((name.clone(), path.clone())),
                 Source::Path(p) if p.is_dir() => {
                     let Ok(entries) = std::fs::read_dir(p) else {
@@ -119,6 +122,7 @@ impl Loader {
                         .collect();
                     files.sort();
                     out.extend(files.into_iter().map(|f| (table_name(&f), f)));
+                    self.open_collections(&p.clone(), catalog, changes);
                 }
                 Source::Path(p) => out.push((table_name(p), p.clone())),
             }
@@ -129,7 +133,7 @@ impl Loader {
     /// Brings `catalog` in line with the files; returns what changed.
     pub fn refresh(&mut self, catalog: &Catalog) -> Vec<Change> {
         let mut changes = Vec::new();
-        let wanted = self.wanted();
+        let wanted = self.wanted(catalog, &mut changes);
         let mut seen = std::collections::HashSet::new();
         for (name, path) in wanted {
             if !seen.insert(name.clone()) {
@@ -191,6 +195,41 @@ impl Loader {
             }
         }
         changes
+    }
+}
+
+impl Loader {
+    /// Opens collection directories in `dir` not served yet. A collection
+    /// updates itself, so it is opened once and never reloaded here.
+    fn open_collections(&mut self, dir: &Path, catalog: &Catalog, changes: &mut Vec<Change>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if !path.is_dir() || !is_collection_dir(&path) {
+                continue;
+            }
+            let name = table_name(&path);
+            if catalog.contains(&name) || self.failed.contains_key(&path) {
+                continue;
+            }
+            match CollectionTable::open(&path, CollectionOptions::default()) {
+                Ok(t) => {
+                    catalog.put(Arc::new(t));
+                    changes.push(Change::Added { table: name, path });
+                }
+                Err(e) => {
+                    // Reported once; a restart retries.
+                    self.failed
+                        .insert(path.clone(), (SystemTime::UNIX_EPOCH, 0));
+                    changes.push(Change::Failed {
+                        path,
+                        error: crate::exec::render(&e),
+                    });
+                }
+            }
+        }
     }
 }
 

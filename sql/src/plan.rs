@@ -57,8 +57,23 @@ pub enum Plan {
     Count {
         table: Arc<dyn Table>,
         filter: Option<Filter>,
+        /// `WHERE id = …` / `id IN (…)`: count these rows.
+        ids: Option<Vec<u64>>,
         column: OutColumn,
     },
+    /// Rows by id, or the first rows of a table.
+    Scan(Scan),
+}
+
+/// A planned read of rows without a search.
+#[derive(Debug)]
+pub struct Scan {
+    pub table: Arc<dyn Table>,
+    pub ids: Option<Vec<u64>>,
+    pub limit: Option<usize>,
+    pub offset: usize,
+    pub outputs: Vec<Output>,
+    pub columns: Vec<OutColumn>,
 }
 
 impl Plan {
@@ -68,6 +83,7 @@ impl Plan {
             Plan::Values { columns, .. } => columns.clone(),
             Plan::Search(s) => s.columns.clone(),
             Plan::Count { column, .. } => vec![column.clone()],
+            Plan::Scan(s) => s.columns.clone(),
         }
     }
 }
@@ -78,6 +94,10 @@ pub enum Output {
     Id,
     /// The ORDER BY distance, converted to the operator's value.
     Distance,
+    /// The stored vector.
+    Vector,
+    /// Attribute value `i` of the row.
+    Attribute(usize),
     /// A value that does not depend on the row.
     Constant(Datum),
 }
@@ -172,11 +192,14 @@ pub fn plan_query(
             "GROUP BY, HAVING and DISTINCT are not supported",
         ));
     }
-    let filter = select
-        .selection
-        .as_ref()
-        .map(|w| to_filter(w, &schema, &noop))
-        .transpose()?;
+    let ids = match &select.selection {
+        Some(w) => id_list(w, &schema, &noop)?,
+        None => None,
+    };
+    let filter = match (&select.selection, &ids) {
+        (Some(w), None) => Some(to_filter(w, &schema, &noop)?),
+        _ => None,
+    };
 
     // count(*)
     if let [item] = select.projection.as_slice()
@@ -187,6 +210,7 @@ pub fn plan_query(
         return Ok(Plan::Count {
             table,
             filter,
+            ids,
             column: OutColumn::new(alias.unwrap_or_else(|| "count".into()), SqlType::Int8),
         });
     }
@@ -199,12 +223,33 @@ pub fn plan_query(
         None => None,
     };
     let Some(order) = order else {
-        return Err(SqlError::unsupported(format!(
-            "a query on \"{}\" must be a nearest-neighbour search: ORDER BY {} <-> $1 LIMIT k (or <#>, <=>), or SELECT count(*)",
-            schema.name,
-            schema.vector_column().0
-        )));
+        if filter.is_some() {
+            return Err(SqlError::unsupported(format!(
+                "WHERE on attribute columns needs a nearest-neighbour search: ORDER BY {} <-> $1 LIMIT k (filters run inside the engine's search); without ORDER BY, WHERE may name ids (id = …, id IN (…))",
+                schema.vector_column().0
+            )));
+        }
+        if query.order_by.is_some() {
+            return Err(SqlError::unsupported(format!(
+                "ORDER BY supports one expression: the distance to the vector column, ORDER BY {} <-> $1",
+                schema.vector_column().0
+            )));
+        }
+        let (outputs, columns) = plan_outputs(select, &schema, None, &noop)?;
+        return Ok(Plan::Scan(Scan {
+            table,
+            ids,
+            limit,
+            offset,
+            outputs,
+            columns,
+        }));
     };
+    if ids.is_some() {
+        return Err(SqlError::unsupported(
+            "WHERE on id with ORDER BY distance is not supported; filter on attribute columns",
+        ));
+    }
     if order.options.sort == Some(sqlparser::ast::OrderBySort::Desc) {
         return Err(SqlError::unsupported(
             "ORDER BY distance DESC is not supported; nearest first only",
@@ -244,25 +289,7 @@ pub fn plan_query(
         });
     }
 
-    let mut outputs = Vec::new();
-    let mut columns = Vec::new();
-    for item in &select.projection {
-        match item {
-            SelectItem::Wildcard(_) => {
-                return Err(SqlError::unsupported(format!(
-                    "SELECT * would return the stored vectors, which table \"{}\" cannot return yet; select id and distances",
-                    schema.name
-                )));
-            }
-            _ => {
-                let (expr, alias) = item_expr(item)
-                    .ok_or_else(|| SqlError::unsupported(format!("select item {item}")))?;
-                let (out, ty, name) = plan_output(expr, &schema, op, query_expr, &noop)?;
-                outputs.push(out);
-                columns.push(OutColumn::new(alias.unwrap_or(name), ty));
-            }
-        }
-    }
+    let (outputs, columns) = plan_outputs(select, &schema, Some((op, query_expr)), &noop)?;
     let k = limit.saturating_add(offset);
     if k == 0 {
         return Err(SqlError::invalid("LIMIT must be at least 1"));
@@ -297,24 +324,105 @@ fn order_distance<'e>(expr: &'e Expr, schema: &TableSchema) -> Result<(DistanceO
     )))
 }
 
+/// The outputs and result columns of the select list. `order` is the
+/// search's (operator, query) when there is one.
+fn plan_outputs(
+    select: &Select,
+    schema: &TableSchema,
+    order: Option<(DistanceOp, &Expr)>,
+    eval: &Eval<'_>,
+) -> Result<(Vec<Output>, Vec<OutColumn>)> {
+    let mut outputs = Vec::new();
+    let mut columns = Vec::new();
+    for item in &select.projection {
+        match item {
+            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => {
+                for c in &schema.columns {
+                    let (o, ty) = column_output(schema, &c.name)?;
+                    outputs.push(o);
+                    columns.push(OutColumn::new(c.name.clone(), ty));
+                }
+            }
+            _ => {
+                let (expr, alias) = item_expr(item)
+                    .ok_or_else(|| SqlError::unsupported(format!("select item {item}")))?;
+                let (out, ty, name) = plan_output(expr, schema, order, eval)?;
+                outputs.push(out);
+                columns.push(OutColumn::new(alias.unwrap_or(name), ty));
+            }
+        }
+    }
+    Ok((outputs, columns))
+}
+
+fn column_output(schema: &TableSchema, name: &str) -> Result<(Output, SqlType)> {
+    let col = schema.column(name)?;
+    Ok(match col.kind {
+        ColumnKind::Id => (Output::Id, SqlType::Int8),
+        ColumnKind::Vector { .. } => (Output::Vector, SqlType::Vector),
+        ColumnKind::Attribute(ty) => (
+            Output::Attribute(schema.attribute_index(&col.name).unwrap_or(0)),
+            SqlType::of_column(ty),
+        ),
+    })
+}
+
+/// `WHERE id = v`, `v = id` or `id IN (…)` as the list of ids; `None`
+/// for any other condition.
+pub fn id_list(expr: &Expr, schema: &TableSchema, eval: &Eval<'_>) -> Result<Option<Vec<u64>>> {
+    let is_id = |e: &Expr| {
+        column_name(e)
+            .and_then(|n| schema.column(n).ok())
+            .is_some_and(|c| c.kind == ColumnKind::Id)
+    };
+    let id_of = |e: &Expr| -> Result<Option<u64>> {
+        match eval.eval(e, SqlType::Int8)?.coerce(SqlType::Int8)? {
+            Datum::Int(v) => Ok(u64::try_from(v).ok()),
+            _ => Ok(None),
+        }
+    };
+    match expr {
+        Expr::Nested(e) => id_list(e, schema, eval),
+        Expr::BinaryOp {
+            left,
+            op: sqlparser::ast::BinaryOperator::Eq,
+            right,
+        } => {
+            let v = if is_id(left) {
+                right
+            } else if is_id(right) {
+                left
+            } else {
+                return Ok(None);
+            };
+            Ok(Some(id_of(v)?.into_iter().collect()))
+        }
+        Expr::InList {
+            expr,
+            list,
+            negated: false,
+        } if is_id(expr) => {
+            let mut ids = Vec::new();
+            for v in list {
+                ids.extend(id_of(v)?);
+            }
+            Ok(Some(ids))
+        }
+        _ => Ok(None),
+    }
+}
+
 fn plan_output(
     expr: &Expr,
     schema: &TableSchema,
-    op: DistanceOp,
-    query_expr: &Expr,
+    order: Option<(DistanceOp, &Expr)>,
     eval: &Eval<'_>,
 ) -> Result<(Output, SqlType, String)> {
     if let Some(name) = column_name(expr) {
-        let col = schema.column(name)?;
-        return match col.kind {
-            ColumnKind::Id => Ok((Output::Id, SqlType::Int8, col.name.clone())),
-            _ => Err(SqlError::unsupported(format!(
-                "column \"{}\" cannot be returned by table \"{}\" yet; select id and distances",
-                col.name, schema.name
-            ))),
-        };
+        let (o, ty) = column_output(schema, name)?;
+        return Ok((o, ty, schema.column(name)?.name.clone()));
     }
-    if let Ok((o, q)) = order_distance(expr, schema) {
+    if let (Some((op, query_expr)), Ok((o, q))) = (order, order_distance(expr, schema)) {
         let same_query = q == query_expr || eval.vector(q)? == eval.vector(query_expr)?;
         if o == op && same_query {
             let name = match expr {
@@ -327,6 +435,11 @@ fn plan_output(
             "only the ORDER BY distance ({}) can be selected",
             op.symbol()
         )));
+    }
+    if as_distance(expr).is_some() {
+        return Err(SqlError::unsupported(
+            "a distance to a stored vector can be selected only in a search: ORDER BY embedding <-> $1 LIMIT k",
+        ));
     }
     let ty = eval.infer(expr);
     let value = eval.eval(expr, ty)?;

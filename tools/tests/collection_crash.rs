@@ -48,12 +48,7 @@ enum Op {
 
 impl Op {
     fn line(&self) -> String {
-        let ids = |ids: &[u64]| {
-            ids.iter()
-                .map(u64::to_string)
-                .collect::<Vec<_>>()
-                .join(",")
-        };
+        let ids = |ids: &[u64]| ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
         match self {
             Op::Insert(v, i) => format!("i {v} {}", ids(i)),
             Op::Upsert(v, i) => format!("u {v} {}", ids(i)),
@@ -82,7 +77,12 @@ impl Op {
 }
 
 /// A script of random operations that are valid against `model`.
-fn script(rng: &mut SplitMix64, model: &BTreeMap<u64, u64>, next_id: &mut u64, version: &mut u64) -> Vec<Op> {
+fn script(
+    rng: &mut SplitMix64,
+    model: &BTreeMap<u64, u64>,
+    next_id: &mut u64,
+    version: &mut u64,
+) -> Vec<Op> {
     let mut m = model.clone();
     let mut ops = Vec::new();
     for _ in 0..60 {
@@ -134,7 +134,10 @@ fn content(dir: &Path) -> BTreeMap<u64, Vec<f32>> {
         .unwrap_or_else(|e| panic!("reopen after the crash failed: {e}"));
     let mut out = BTreeMap::new();
     c.scan_live(&mut |id, v, _| {
-        assert!(out.insert(id, v.to_vec()).is_none(), "id {id} is live twice");
+        assert!(
+            out.insert(id, v.to_vec()).is_none(),
+            "id {id} is live twice"
+        );
     })
     .unwrap();
     // Acknowledged rows are searchable, at distance 0.
@@ -249,7 +252,9 @@ fn sigkill_at_random_points_loses_no_acknowledged_write() {
                 "iteration {it}: the writer failed with {status}"
             );
         }
-        *kills_at.entry(how.split(':').next().unwrap().to_string()).or_default() += 1;
+        *kills_at
+            .entry(how.split(':').next().unwrap().to_string())
+            .or_default() += 1;
 
         let done = acked.map_or(0, |a| a + 1);
         let mut model_acked = model.clone();
@@ -267,12 +272,22 @@ fn sigkill_at_random_points_loses_no_acknowledged_write() {
             model = model_plus;
         } else {
             let want = expected(&model_acked);
-            let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(k)).take(10).collect();
-            let extra: Vec<_> = got.keys().filter(|k| !want.contains_key(k)).take(10).collect();
+            let missing: Vec<_> = want
+                .keys()
+                .filter(|k| !got.contains_key(k))
+                .take(10)
+                .collect();
+            let extra: Vec<_> = got
+                .keys()
+                .filter(|k| !want.contains_key(k))
+                .take(10)
+                .collect();
             panic!(
                 "iteration {it} ({how}, {done} ops acknowledged, in flight: {:?}): \
                  {} rows, expected {}; missing {missing:?}, unexpected {extra:?}",
-                ops.get(done).map(Op::line).map(|l| l.chars().take(60).collect::<String>()),
+                ops.get(done)
+                    .map(Op::line)
+                    .map(|l| l.chars().take(60).collect::<String>()),
                 got.len(),
                 want.len()
             );

@@ -45,7 +45,10 @@ Security: without --users every client is trusted, which is allowed only when \
 listening on loopback. --users FILE (one name:password per line) turns on \
 SCRAM-SHA-256 for everyone. --tls-cert/--tls-key enable TLS (rustls).
 
-The server is read-only: writes get SQLSTATE 25006. SIGTERM or Ctrl-C stops \
+By default the server is read-only: writes get SQLSTATE 25006. With --writable, \
+CREATE TABLE items (id bigint PRIMARY KEY, embedding vector(3), category text) \
+makes a writable collection in the first --data directory; INSERT, UPDATE and \
+DELETE (by id) and DROP TABLE work on it. Segment files stay read-only. SIGTERM or Ctrl-C stops \
 accepting connections and lets open ones finish (up to --grace-ms).
 
 Examples:
@@ -76,7 +79,7 @@ struct Args {
     /// Serve Prometheus metrics (plain HTTP) on this address.
     #[arg(long)]
     metrics: Option<SocketAddr>,
-    /// Accept writes. Writable tables need collections, which this build does not serve yet.
+    /// Accept writes: CREATE TABLE makes a collection in the first --data directory.
     #[arg(long)]
     writable: bool,
     /// How often to look for new or changed segment files, in milliseconds.
@@ -122,7 +125,11 @@ fn serve(args: Args) -> omen_tools::Result<()> {
         .iter()
         .map(|t| t.schema().name.clone())
         .collect();
-    let exec = Arc::new(Executor::new(catalog, !args.writable));
+    let mut exec = Executor::new(catalog, !args.writable);
+    if let Some(dir) = args.data.iter().find(|d| d.is_dir()) {
+        exec = exec.with_data_dir(dir);
+    }
+    let exec = Arc::new(exec);
     let config = ServeConfig {
         listen: args.listen,
         users,

@@ -1,21 +1,25 @@
 //! Tables: what SQL can name, and the one trait every kind of table
 //! implements so the planner and executor never care where rows live.
 //!
-//! Today one kind exists: a bare segment from omen-build
-//! ([`SegmentTable`]), read-only, with columns `id bigint` and
-//! `embedding vector(d)`. The writable collection (engine/src/collection)
-//! and segment attribute columns slot in as further `Table`
-//! implementations; the trait already carries their operations, which a
-//! segment refuses with 25006.
+//! Two kinds exist: a bare segment from omen-build ([`SegmentTable`]),
+//! read-only, with columns `id bigint` and `embedding vector(d)`; and a
+//! writable collection ([`CollectionTable`], engine/src/collection), made
+//! by `CREATE TABLE`. Writes on a segment get 25006.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use omen_engine::filter::Filter;
-use omen_engine::index::{Hit, QueryStats, SearchParams, Segment, SegmentOptions};
+use omen_engine::index::{Hit, QueryStats, SearchParams};
 use omen_format::Metric;
 use omen_format::attr::{ColumnType, Value};
+
+mod collection;
+mod segment;
+
+pub use collection::{CollectionTable, create_schema, is_collection_dir};
+pub use segment::SegmentTable;
 
 use crate::{Result, SqlError};
 
@@ -55,6 +59,23 @@ impl TableSchema {
                 table: self.name.clone(),
                 column: name.to_string(),
             })
+    }
+
+    /// Index into a row's attribute values of each column (`None` for the
+    /// id and vector columns).
+    pub fn attribute_index(&self, name: &str) -> Option<usize> {
+        self.columns
+            .iter()
+            .filter(|c| matches!(c.kind, ColumnKind::Attribute(_)))
+            .position(|c| c.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The attribute columns in row order.
+    pub fn attributes(&self) -> impl Iterator<Item = (&str, ColumnType)> {
+        self.columns.iter().filter_map(|c| match c.kind {
+            ColumnKind::Attribute(t) => Some((c.name.as_str(), t)),
+            _ => None,
+        })
     }
 
     /// The vector column and its dimension.
@@ -104,6 +125,15 @@ pub struct SearchPlan {
     pub filter_strategy: Option<String>,
 }
 
+/// One stored row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub id: u64,
+    pub vector: Vec<f32>,
+    /// Attribute values in [`TableSchema::attributes`] order.
+    pub values: Vec<Value>,
+}
+
 /// A table that SQL can read and, where the table allows it, write.
 pub trait Table: Send + Sync + std::fmt::Debug {
     fn schema(&self) -> &TableSchema;
@@ -117,13 +147,29 @@ pub trait Table: Send + Sync + std::fmt::Debug {
     /// Rows that pass `filter` (all rows without one).
     fn count(&self, filter: Option<&Filter>) -> Result<u64>;
 
+    /// The rows with these ids that exist, in the order of `ids`.
+    fn rows(&self, ids: &[u64]) -> Result<Vec<Row>>;
+
+    /// Up to `limit` rows, in storage order.
+    fn scan(&self, limit: usize) -> Result<Vec<Row>>;
+
     /// Whether writes are possible at all.
     fn writable(&self) -> bool {
         false
     }
 
-    /// Inserts rows: `(id, vector, attributes in schema order)`.
-    fn insert(&self, _rows: Vec<(u64, Vec<f32>, Vec<Value>)>) -> Result<u64> {
+    /// Inserts rows; fails, writing nothing, if an id exists.
+    fn insert(&self, _rows: Vec<Row>) -> Result<u64> {
+        Err(self.read_only())
+    }
+
+    /// Inserts rows, replacing rows with the same ids.
+    fn upsert(&self, _rows: Vec<Row>) -> Result<u64> {
+        Err(self.read_only())
+    }
+
+    /// Removes the table's storage for good.
+    fn drop_storage(&self) -> Result<()> {
         Err(self.read_only())
     }
 
@@ -138,87 +184,6 @@ pub trait Table: Send + Sync + std::fmt::Debug {
             "table \"{}\" is a read-only segment; writes need a collection served with --writable",
             self.schema().name
         ))
-    }
-}
-
-/// A bare segment built by omen-build, served read-only. Ids are the
-/// segment's row numbers.
-#[derive(Debug)]
-pub struct SegmentTable {
-    schema: TableSchema,
-    segment: Segment,
-}
-
-impl SegmentTable {
-    /// Opens `path` as table `name`.
-    pub fn open(name: &str, path: &Path, options: &SegmentOptions) -> Result<Self> {
-        let segment = Segment::open(path, options)?;
-        let info = segment.info();
-        let schema = TableSchema {
-            name: name.to_string(),
-            columns: vec![
-                Column {
-                    name: "id".into(),
-                    kind: ColumnKind::Id,
-                },
-                Column {
-                    name: "embedding".into(),
-                    kind: ColumnKind::Vector {
-                        dim: info.dimension as usize,
-                    },
-                },
-            ],
-            metric: info.metric,
-        };
-        Ok(SegmentTable { schema, segment })
-    }
-
-    pub fn segment(&self) -> &Segment {
-        &self.segment
-    }
-
-    fn no_filters(&self) -> SqlError {
-        SqlError::unsupported(format!(
-            "table \"{}\" is a bare segment without attribute columns; WHERE is supported on attribute columns of tables that have them",
-            self.schema.name
-        ))
-    }
-}
-
-impl Table for SegmentTable {
-    fn schema(&self) -> &TableSchema {
-        &self.schema
-    }
-
-    fn search(&self, request: &SearchRequest<'_>) -> Result<SearchOutcome> {
-        if request.filter.is_some() {
-            return Err(self.no_filters());
-        }
-        let (hits, stats) = self
-            .segment
-            .search(request.query, request.k, &request.params)?;
-        Ok(SearchOutcome { hits, stats })
-    }
-
-    fn plan_search(&self, filter: Option<&Filter>) -> Result<SearchPlan> {
-        if filter.is_some() {
-            return Err(self.no_filters());
-        }
-        Ok(SearchPlan {
-            segments: vec![SegmentDescription {
-                path: self.segment.path().to_path_buf(),
-                rows: self.segment.info().vector_count,
-                io: self.segment.io_mode().to_string(),
-            }],
-            filter_strategy: None,
-        })
-    }
-
-    fn count(&self, filter: Option<&Filter>) -> Result<u64> {
-        if filter.is_some() {
-            return Err(self.no_filters());
-        }
-        Ok(self.segment.info().vector_count)
     }
 }
 

@@ -1,0 +1,151 @@
+//! A bare segment built by omen-build, served read-only.
+
+use std::path::Path;
+
+use omen_engine::filter::Filter;
+use omen_engine::index::{Segment, SegmentOptions};
+
+use super::{
+    Column, ColumnKind, Row, SearchOutcome, SearchPlan, SearchRequest, SegmentDescription, Table,
+    TableSchema,
+};
+use crate::{Result, SqlError};
+
+/// Above this many rows a scan reads the file sequentially instead of
+/// row by row.
+const RANDOM_READ_ROWS: usize = 256;
+
+/// A segment as a table. Ids are the ids the segment stores (row numbers
+/// for segments built from a vector file).
+#[derive(Debug)]
+pub struct SegmentTable {
+    schema: TableSchema,
+    segment: Segment,
+}
+
+impl SegmentTable {
+    /// Opens `path` as table `name`.
+    pub fn open(name: &str, path: &Path, options: &SegmentOptions) -> Result<Self> {
+        let segment = Segment::open(path, options)?;
+        let info = segment.info();
+        let schema = TableSchema {
+            name: name.to_string(),
+            columns: vec![
+                Column {
+                    name: "id".into(),
+                    kind: ColumnKind::Id,
+                },
+                Column {
+                    name: "embedding".into(),
+                    kind: ColumnKind::Vector {
+                        dim: info.dimension as usize,
+                    },
+                },
+            ],
+            metric: info.metric,
+        };
+        Ok(SegmentTable { schema, segment })
+    }
+
+    pub fn segment(&self) -> &Segment {
+        &self.segment
+    }
+
+    fn no_filters(&self) -> SqlError {
+        SqlError::unsupported(format!(
+            "table \"{}\" is a bare segment without attribute columns; WHERE is supported on attribute columns of tables that have them",
+            self.schema.name
+        ))
+    }
+}
+
+impl Table for SegmentTable {
+    fn schema(&self) -> &TableSchema {
+        &self.schema
+    }
+
+    fn search(&self, request: &SearchRequest<'_>) -> Result<SearchOutcome> {
+        if request.filter.is_some() {
+            return Err(self.no_filters());
+        }
+        let (hits, stats) = self
+            .segment
+            .search(request.query, request.k, &request.params)?;
+        Ok(SearchOutcome { hits, stats })
+    }
+
+    fn plan_search(&self, filter: Option<&Filter>) -> Result<SearchPlan> {
+        if filter.is_some() {
+            return Err(self.no_filters());
+        }
+        Ok(SearchPlan {
+            segments: vec![SegmentDescription {
+                path: self.segment.path().to_path_buf(),
+                rows: self.segment.info().vector_count,
+                io: self.segment.io_mode().to_string(),
+            }],
+            filter_strategy: None,
+        })
+    }
+
+    fn count(&self, filter: Option<&Filter>) -> Result<u64> {
+        if filter.is_some() {
+            return Err(self.no_filters());
+        }
+        Ok(self.segment.info().vector_count)
+    }
+
+    fn rows(&self, ids: &[u64]) -> Result<Vec<Row>> {
+        // Ids of segments built from vector files are row numbers; check
+        // the stored id so that a segment with other ids never answers
+        // with the wrong row.
+        let mut out = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let Ok(row) = u32::try_from(id) else { continue };
+            if row as usize >= self.segment.len() {
+                continue;
+            }
+            let (stored, vector) = self.segment.read_row(row)?;
+            if stored != id {
+                return Err(SqlError::unsupported(format!(
+                    "table \"{}\": looking rows up by id needs row-number ids; row {row} holds id {stored}",
+                    self.schema.name
+                )));
+            }
+            out.push(Row {
+                id,
+                vector,
+                values: Vec::new(),
+            });
+        }
+        Ok(out)
+    }
+
+    fn scan(&self, limit: usize) -> Result<Vec<Row>> {
+        let n = limit.min(self.segment.len());
+        if n <= RANDOM_READ_ROWS {
+            return (0..n as u32)
+                .map(|r| {
+                    let (id, vector) = self.segment.read_row(r)?;
+                    Ok(Row {
+                        id,
+                        vector,
+                        values: Vec::new(),
+                    })
+                })
+                .collect();
+        }
+        let mut out = Vec::with_capacity(n);
+        self.segment.scan_rows(|_, id, v| {
+            if out.len() < n {
+                out.push(Row {
+                    id,
+                    vector: v.to_vec(),
+                    values: Vec::new(),
+                });
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+}
