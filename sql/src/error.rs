@@ -67,6 +67,8 @@ impl SqlError {
             // The engine's InvalidArgument is the user's query (dimension,
             // NaN, k); everything else is the server's problem.
             SqlError::Engine(omen_engine::EngineError::InvalidArgument(_)) => "22023",
+            SqlError::Engine(omen_engine::EngineError::Duplicate { .. }) => "23505",
+            SqlError::Engine(omen_engine::EngineError::Unavailable(_)) => "55000",
             SqlError::Engine(_) | SqlError::Format(_) => "XX000",
         }
     }

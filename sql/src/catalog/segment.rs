@@ -1,6 +1,8 @@
 //! A bare segment built by omen-build, served read-only.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use omen_engine::filter::Filter;
 use omen_engine::index::{Segment, SegmentOptions};
@@ -21,6 +23,7 @@ const RANDOM_READ_ROWS: usize = 256;
 pub struct SegmentTable {
     schema: TableSchema,
     segment: Segment,
+    row_of: Mutex<Option<Arc<HashMap<u64, u32>>>>,
 }
 
 impl SegmentTable {
@@ -44,7 +47,29 @@ impl SegmentTable {
             ],
             metric: info.metric,
         };
-        Ok(SegmentTable { schema, segment })
+        Ok(SegmentTable {
+            schema,
+            segment,
+            row_of: Mutex::new(None),
+        })
+    }
+
+    /// Id → row number. Rows are stored in graph order, not id order, so
+    /// the map is built by one sequential scan the first time an id is
+    /// looked up (12 bytes per row), then kept.
+    fn row_numbers(&self) -> Result<Arc<HashMap<u64, u32>>> {
+        let mut slot = self.row_of.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(map) = slot.as_ref() {
+            return Ok(map.clone());
+        }
+        let mut map = HashMap::with_capacity(self.segment.len());
+        self.segment.scan_rows(|row, id, _| {
+            map.insert(id, row);
+            Ok(())
+        })?;
+        let map = Arc::new(map);
+        *slot = Some(map.clone());
+        Ok(map)
     }
 
     pub fn segment(&self) -> &Segment {
@@ -96,24 +121,13 @@ impl Table for SegmentTable {
     }
 
     fn rows(&self, ids: &[u64]) -> Result<Vec<Row>> {
-        // Ids of segments built from vector files are row numbers; check
-        // the stored id so that a segment with other ids never answers
-        // with the wrong row.
+        let rows = self.row_numbers()?;
         let mut out = Vec::with_capacity(ids.len());
-        for &id in ids {
-            let Ok(row) = u32::try_from(id) else { continue };
-            if row as usize >= self.segment.len() {
-                continue;
-            }
+        for id in ids {
+            let Some(&row) = rows.get(id) else { continue };
             let (stored, vector) = self.segment.read_row(row)?;
-            if stored != id {
-                return Err(SqlError::unsupported(format!(
-                    "table \"{}\": looking rows up by id needs row-number ids; row {row} holds id {stored}",
-                    self.schema.name
-                )));
-            }
             out.push(Row {
-                id,
+                id: stored,
                 vector,
                 values: Vec::new(),
             });
