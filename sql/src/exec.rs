@@ -101,6 +101,10 @@ impl Executor {
             Statement::ShowVariable { variable } => {
                 vec![OutColumn::new(show_name(variable), SqlType::Text)]
             }
+            Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
+                crate::write::describe(&self.catalog, stmt, &params, session);
+                Vec::new()
+            }
             _ => Vec::new(),
         };
         Ok(Description {
@@ -189,6 +193,10 @@ impl Executor {
             Statement::Commit { .. } => command("COMMIT"),
             Statement::Rollback { .. } => command("ROLLBACK"),
             Statement::Discard { .. } => command("DISCARD ALL"),
+            // psycopg deallocates its prepared statements by SQL. pgwire
+            // keeps them per connection (the simple-query hook cannot reach
+            // its store); they go when the connection closes.
+            Statement::Deallocate { .. } => command("DEALLOCATE"),
             Statement::CreateExtension(e) if e.name.value.eq_ignore_ascii_case("vector") => {
                 command("CREATE EXTENSION")
             }

@@ -385,3 +385,75 @@ fn update(ctx: &WriteContext<'_>, u: &Update) -> Result<Outcome> {
     }
     done("UPDATE", n)
 }
+
+/// Learns the parameter types of a write statement (recorded in
+/// `params`, which is in describe mode): `$n` takes the type of the column
+/// it is assigned to or compared with. Unknown tables leave them untyped;
+/// running the statement reports the error.
+pub fn describe(catalog: &Catalog, stmt: &Statement, params: &Params, session: &Session) {
+    let e = Eval {
+        params,
+        session,
+        columns: &NoColumns,
+    };
+    let typed = |schema: &TableSchema, col: &str, x: &Expr| {
+        let _ = e.eval(x, expected_type(schema, col));
+    };
+    let ids = |schema: &TableSchema, w: Option<&Expr>| {
+        if let Some(w) = w {
+            let _ = crate::plan::id_list(w, schema, &e);
+        }
+    };
+    match stmt {
+        Statement::Insert(ins) => {
+            let TableObject::TableName(name) = &ins.table else {
+                return;
+            };
+            let Ok(table) = catalog.get(&table_name(name)) else {
+                return;
+            };
+            let schema = table.schema();
+            let targets: Vec<String> = if ins.columns.is_empty() {
+                schema.columns.iter().map(|c| c.name.clone()).collect()
+            } else {
+                ins.columns
+                    .iter()
+                    .map(|c| c.to_string().replace('"', ""))
+                    .collect()
+            };
+            if let Some(SetExpr::Values(values)) = ins.source.as_ref().map(|q| q.body.as_ref()) {
+                for row in &values.rows {
+                    for (t, x) in targets.iter().zip(&row.content) {
+                        typed(schema, t, x);
+                    }
+                }
+            }
+        }
+        Statement::Update(u) => {
+            let TableFactor::Table { name, .. } = &u.table.relation else {
+                return;
+            };
+            let Ok(table) = catalog.get(&table_name(name)) else {
+                return;
+            };
+            let schema = table.schema();
+            for a in &u.assignments {
+                if let AssignmentTarget::ColumnName(col) = &a.target {
+                    typed(schema, &col.to_string().replace('"', ""), &a.value);
+                }
+            }
+            ids(schema, u.selection.as_ref());
+        }
+        Statement::Delete(d) => {
+            let (FromTable::WithFromKeyword(from) | FromTable::WithoutKeyword(from)) = &d.from;
+            let Some(TableFactor::Table { name, .. }) = from.first().map(|t| &t.relation) else {
+                return;
+            };
+            let Ok(table) = catalog.get(&table_name(name)) else {
+                return;
+            };
+            ids(table.schema(), d.selection.as_ref());
+        }
+        _ => {}
+    }
+}

@@ -305,11 +305,10 @@ impl ExtendedQueryHandler for Handler {
                 codec::decode_param(raw.as_deref(), portal.parameter_format.is_binary(i), ty)
                     .map_err(|e| {
                         self.exec.metrics().record_error();
-                        to_pg_error(&SqlError::invalid(format!(
-                            "parameter ${}: {}",
-                            i + 1,
-                            crate::exec::render(&e)
-                        )))
+                        to_pg_error(&SqlError::InvalidValue {
+                            sqlstate: e.sqlstate(),
+                            message: format!("parameter ${}: {}", i + 1, crate::exec::render(&e)),
+                        })
                     })?;
             params.push(value);
         }
