@@ -260,3 +260,58 @@ fn psql_and_psycopg_against_real_servers() {
     drop(rw_server);
     drop(auth_server);
 }
+
+/// `omen sql`: `-c` commands and a script on stdin, on a data directory
+/// with a segment and a new collection.
+#[test]
+fn omen_sql_shell_runs_commands_and_scripts() {
+    let (_root, dir) = tempdir_with("data");
+    build(&dir.join("items.omen"), 200, 3);
+    let omen = env!("CARGO_BIN_EXE_omen");
+    let out = Command::new(omen)
+        .args([
+            "sql",
+            dir.to_str().unwrap(),
+            "-c",
+            "\\d",
+            "-c",
+            "SELECT count(*) FROM items",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("items | segment (read-only) | 16"), "{text}");
+    assert!(text.contains(" 200 "), "{text}");
+
+    let mut child = Command::new(omen)
+        .args(["sql", dir.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(
+            b"CREATE TABLE notes (id bigint PRIMARY KEY, embedding vector(2), tag text);\n\
+              INSERT INTO notes VALUES (1, '[0,0]', 'a'),\n  (2, '[3,4]', 'b');\n\
+              SELECT id, tag, embedding <-> '[3,4]' AS d FROM notes ORDER BY embedding <-> '[3,4]' LIMIT 2;\n\
+              SELEC oops;\nSELECT 'never';\n",
+        )
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("INSERT 0 2"), "{text}");
+    assert!(text.contains(" 2  | b   | 0 "), "{text}");
+    assert!(text.contains(" 1  | a   | 5 "), "{text}");
+    assert!(
+        !out.status.success() && err.contains("syntax error"),
+        "a script stops at its first error: {err}"
+    );
+    assert!(!text.contains("never"), "{text}");
+    assert!(dir.join("notes").join("MANIFEST").is_file());
+}

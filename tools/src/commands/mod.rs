@@ -10,6 +10,7 @@ pub mod data;
 pub mod debug;
 pub mod demo;
 pub mod inspect;
+pub mod sql;
 
 use clap::{Parser, Subcommand};
 
@@ -33,6 +34,7 @@ Examples:
   omen bench --segment data/synth-1m/index.omen --queries data/synth-1m/query.fbin \\
       --gt data/synth-1m/gt.ibin --k 10 --sweep ef=10,20,40,80
   omen inspect --verify data/synth-1m/index.omen
+  omen sql data/synth-1m -c \"SELECT count(*) FROM index\"
 
 Set RUST_LOG=debug for diagnostics. Exit status: 0 success, 1 error, 2 usage.";
 
@@ -68,6 +70,9 @@ pub enum Command {
     /// Generate a small dataset, compute its ground truth and summarise it.
     #[command(long_about = demo::LONG_ABOUT)]
     Demo(demo::DemoArgs),
+    /// An interactive SQL shell on a data directory (pgvector SQL, like psql).
+    #[command(long_about = sql::LONG_ABOUT)]
+    Sql(sql::SqlArgs),
     /// Helpers for tests (crash writer); not a stable interface.
     #[command(subcommand, hide = true)]
     Debug(debug::DebugCommand),
@@ -81,5 +86,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(args) => bench::run(&args),
         Command::Inspect(args) => inspect::run(&args),
         Command::Debug(cmd) => debug::run(cmd),
+        Command::Sql(args) => sql::run(&args),
     }
 }
