@@ -30,6 +30,8 @@ pub enum SqlType {
     Oid,
     Timestamp,
     Vector,
+    /// PostgreSQL's one-byte `"char"` (pg_type.typtype and friends).
+    Char,
     /// A parameter whose type the statement does not tell.
     Unknown,
 }
@@ -49,6 +51,7 @@ impl SqlType {
             SqlType::Float8 => 701,
             SqlType::Timestamp => 1114,
             SqlType::Vector => VECTOR_OID,
+            SqlType::Char => 18,
             SqlType::Unknown => 705,
         }
     }
@@ -59,7 +62,7 @@ impl SqlType {
     }
 
     /// Every type, for pg_type.
-    pub const ALL: [SqlType; 12] = [
+    pub const ALL: [SqlType; 13] = [
         SqlType::Bool,
         SqlType::Name,
         SqlType::Int8,
@@ -71,6 +74,7 @@ impl SqlType {
         SqlType::Float8,
         SqlType::Timestamp,
         SqlType::Vector,
+        SqlType::Char,
         SqlType::Unknown,
     ];
 
@@ -88,6 +92,7 @@ impl SqlType {
             SqlType::Float8 => "float8",
             SqlType::Timestamp => "timestamp",
             SqlType::Vector => "vector",
+            SqlType::Char => "char",
             SqlType::Unknown => "unknown",
         }
     }
@@ -190,7 +195,7 @@ impl Datum {
                 },
                 d => return Err(mismatch(&d)),
             },
-            (SqlType::Text | SqlType::Name, d) => match d {
+            (SqlType::Text | SqlType::Name | SqlType::Char, d) => match d {
                 Datum::Text(s) => Datum::Text(s),
                 d => Datum::Text(d.to_text().unwrap_or_default()),
             },

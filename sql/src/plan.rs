@@ -569,6 +569,7 @@ impl PgTypeRow {
                     SqlType::Int4 | SqlType::Float4 | SqlType::Oid => 4,
                     SqlType::Int8 | SqlType::Float8 | SqlType::Timestamp => 8,
                     SqlType::Name => 64,
+                    SqlType::Char => 1,
                     _ => -1,
                 },
                 category: match t {
@@ -637,6 +638,7 @@ impl Columns for PgTypeRow {
             "oid" | "typelem" | "typarray" | "typnamespace" | "typrelid" | "typbasetype"
             | "rngsubtype" => SqlType::Oid,
             "typname" | "nspname" => SqlType::Name,
+            "typtype" | "typcategory" | "typdelim" => SqlType::Char,
             "typlen" | "typtypmod" | "typndims" => SqlType::Int4,
             "typnotnull" | "typisdefined" => SqlType::Bool,
             _ => SqlType::Text,

@@ -24,7 +24,7 @@ pub fn vector_type() -> Type {
 /// to `Unknown` so that the value is read by its context.
 pub fn sql_type_of(oid: u32) -> Option<SqlType> {
     match SqlType::from_oid(oid)? {
-        SqlType::Text | SqlType::Name | SqlType::Unknown => None,
+        SqlType::Text | SqlType::Name | SqlType::Char | SqlType::Unknown => None,
         other => Some(other),
     }
 }
@@ -73,7 +73,7 @@ pub fn decode_param(raw: Option<&[u8]>, binary: bool, ty: SqlType) -> Result<Dat
             i64::from_be_bytes(fixed(8)?.try_into().unwrap_or_default())
                 .saturating_add(PG_EPOCH_OFFSET_US),
         ),
-        SqlType::Text | SqlType::Name | SqlType::Unknown => Datum::Text(
+        SqlType::Text | SqlType::Name | SqlType::Char | SqlType::Unknown => Datum::Text(
             std::str::from_utf8(raw)
                 .map_err(|_| SqlError::bad_text("text parameter is not valid UTF-8"))?
                 .to_string(),
@@ -175,5 +175,45 @@ mod tests {
         b.clear();
         encode_value(&Datum::Vector(vec![1.5]), SqlType::Vector, false, &mut b);
         assert_eq!(&b[..], b"\0\0\0\x05[1.5]");
+    }
+}
+
+/// Fuzz bodies shared by the proptests and `fuzz/fuzz_targets/sql_values.rs`.
+pub mod fuzzing {
+    use super::*;
+
+    /// Decodes `data` as a parameter of every type in both formats, and as
+    /// a pgvector value in both forms, and as SQL text: each must return
+    /// a value or an error, never panic.
+    pub fn wire_values(data: &[u8]) {
+        for ty in SqlType::ALL {
+            for binary in [false, true] {
+                if let Ok(d) = decode_param(Some(data), binary, ty) {
+                    let mut out = BytesMut::new();
+                    encode_value(&d, ty, binary, &mut out);
+                }
+            }
+        }
+        crate::vector::fuzzing::vector_formats(data);
+        if let Ok(sql) = std::str::from_utf8(data) {
+            let _ = crate::exec::parse(sql);
+        }
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn arbitrary_parameter_bytes_never_panic(data in prop::collection::vec(any::<u8>(), 0..64)) {
+            super::fuzzing::wire_values(&data);
+        }
+
+        #[test]
+        fn arbitrary_sql_never_panics(sql in "(SELECT|INSERT|SET|EXPLAIN|<->|<#>|<=>|'\\[1,2\\]'|\\$1|[a-z(),;=*0-9 ]){0,12}") {
+            super::fuzzing::wire_values(sql.as_bytes());
+        }
     }
 }
