@@ -34,6 +34,13 @@ pub enum Outcome {
     },
     /// A command without rows, with its tag (`SET`, `BEGIN`, `INSERT 0 n`).
     Command { tag: String, rows: Option<u64> },
+    /// `COPY table FROM STDIN`: the client sends the rows next, through
+    /// the wire protocol's copy sub-protocol.
+    CopyIn {
+        table: String,
+        columns: Vec<String>,
+        binary: bool,
+    },
 }
 
 /// What a statement takes and returns, without running it.
@@ -200,6 +207,7 @@ impl Executor {
             Statement::CreateExtension(e) if e.name.value.eq_ignore_ascii_case("vector") => {
                 command("CREATE EXTENSION")
             }
+            Statement::Copy { .. } if !self.read_only => copy_in(stmt),
             Statement::Insert(_)
             | Statement::Update(_)
             | Statement::Delete(_)
@@ -526,4 +534,60 @@ pub fn render(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     message
+}
+
+/// `COPY t [(cols)] FROM STDIN [WITH (FORMAT text|binary)]`.
+fn copy_in(stmt: &Statement) -> Result<Outcome> {
+    use sqlparser::ast::{CopyLegacyOption, CopyOption, CopySource, CopyTarget};
+    let Statement::Copy {
+        source,
+        to,
+        target,
+        options,
+        legacy_options,
+        ..
+    } = stmt
+    else {
+        return Err(SqlError::unsupported("COPY"));
+    };
+    let (
+        CopySource::Table {
+            table_name,
+            columns,
+        },
+        false,
+        CopyTarget::Stdin,
+    ) = (source, to, target)
+    else {
+        return Err(SqlError::unsupported(
+            "COPY supports loading: COPY table [(columns)] FROM STDIN [WITH (FORMAT text|binary)]",
+        ));
+    };
+    let mut binary = legacy_options
+        .iter()
+        .any(|o| matches!(o, CopyLegacyOption::Binary));
+    for o in options {
+        match o {
+            CopyOption::Format(f) => match f.value.to_ascii_lowercase().as_str() {
+                "binary" => binary = true,
+                "text" => binary = false,
+                other => {
+                    return Err(SqlError::unsupported(format!(
+                        "COPY format {other}; supported: text, binary"
+                    )));
+                }
+            },
+            CopyOption::Freeze(_) => {}
+            other => return Err(SqlError::unsupported(format!("COPY option {other}"))),
+        }
+    }
+    let name = table_name.to_string().replace('"', "").to_ascii_lowercase();
+    Ok(Outcome::CopyIn {
+        table: name.strip_prefix("public.").unwrap_or(&name).to_string(),
+        columns: columns
+            .iter()
+            .map(|c| c.value.to_ascii_lowercase())
+            .collect(),
+        binary,
+    })
 }

@@ -85,6 +85,8 @@ pub struct Loader {
     /// Files that failed to open, with the stamp they failed at, so a bad
     /// file is reported once, not every poll.
     failed: HashMap<PathBuf, Stamp>,
+    /// Whether the first refresh (which opens collections) has run.
+    started: bool,
 }
 
 /// One change a refresh made, for the log.
@@ -103,6 +105,7 @@ impl Loader {
             options,
             loaded: HashMap::new(),
             failed: HashMap::new(),
+            started: false,
         }
     }
 
@@ -122,7 +125,12 @@ impl Loader {
                         .collect();
                     files.sort();
                     out.extend(files.into_iter().map(|f| (table_name(&f), f)));
-                    self.open_collections(&p.clone(), catalog, changes);
+                    // Collections are opened at startup only: a running
+                    // server makes its own with CREATE TABLE, and one made
+                    // by another process is locked by it.
+                    if !self.started {
+                        self.open_collections(&p.clone(), catalog, changes);
+                    }
                 }
                 Source::Path(p) => out.push((table_name(p), p.clone())),
             }
@@ -179,6 +187,7 @@ impl Loader {
                 }
             }
         }
+        self.started = true;
         let gone: Vec<String> = self
             .loaded
             .keys()

@@ -136,6 +136,19 @@ def _():
             cur.executemany("INSERT INTO docs (id, embedding, category, price) VALUES (%s, %s, %s, %s)",
                             [(i, vecs[i], "ab"[i % 2], float(i)) for i in range(50)])
         assert conn.execute("SELECT count(*) FROM docs").fetchone()[0] == 50
+        more = rng.standard_normal((40, dim)).astype(np.float32)
+        with conn.cursor() as cur:
+            with cur.copy("COPY docs (id, embedding, category, price) FROM STDIN WITH (FORMAT BINARY)") as copy:
+                copy.set_types(["int8", "vector", "text", "float8"])
+                for i in range(20):
+                    copy.write_row((100 + i, more[i], "a", 1.5))
+            with cur.copy("COPY docs (id, embedding) FROM STDIN") as copy:
+                for i in range(20, 40):
+                    copy.write_row((100 + i, more[i]))
+        assert conn.execute("SELECT count(*) FROM docs").fetchone()[0] == 90
+        assert conn.execute("SELECT embedding, category, price FROM docs WHERE id = 105").fetchone()[1:] == ("a", 1.5)
+        got = conn.execute("SELECT embedding FROM docs WHERE id = 125").fetchone()[0]
+        assert np.allclose(got.to_numpy(), more[25]), got
         rows = conn.execute("SELECT id, embedding <-> %s FROM docs ORDER BY embedding <-> %s LIMIT 5", (vecs[7], vecs[7])).fetchall()
         assert rows[0][0] == 7 and rows[0][1] < 1e-6, rows
         conn.execute("UPDATE docs SET category = 'c' WHERE id = 7")

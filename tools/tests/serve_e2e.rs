@@ -212,6 +212,27 @@ fn psql_and_psycopg_against_real_servers() {
     println!("{text}");
     assert!(py.status.success(), "psycopg checks failed:\n{text}");
 
+    // psql's \copy (COPY FROM STDIN, text format) on the writable server.
+    let csv = rw.parent().unwrap().join("rows.tsv");
+    std::fs::write(
+        &csv,
+        "1\t[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]\n2\t[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,1]\n",
+    )
+    .unwrap();
+    let (ok, out) = psql(
+        rw_server.port,
+        "omen",
+        None,
+        &format!(
+            "CREATE TABLE loaded (id bigint PRIMARY KEY, embedding vector({DIM}));\n\\copy loaded FROM '{}'\nSELECT count(*) FROM loaded;\n",
+            csv.display()
+        ),
+    );
+    assert!(
+        ok && out.contains("COPY 2") && out.trim_end().ends_with('2'),
+        "{out}"
+    );
+
     // Hot reload: a segment published into the directory becomes a table.
     let tmp = ro.join("more.partial");
     build(&tmp, 300, 2);

@@ -195,6 +195,7 @@ pub mod fuzzing {
             }
         }
         crate::vector::fuzzing::vector_formats(data);
+        crate::wire::copy::fuzzing::copy_data(data);
         if let Ok(sql) = std::str::from_utf8(data) {
             let _ = crate::exec::parse(sql);
         }

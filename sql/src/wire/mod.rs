@@ -3,11 +3,13 @@
 //! `vector` included), and errors with SQLSTATEs.
 //!
 //! - [`codec`]: SQL values to and from the bytes of the wire;
+//! - [`copy`]: COPY FROM STDIN data, text and binary;
 //! - [`auth`]: SCRAM-SHA-256 users from a file, or trust on loopback;
 //! - [`server`]: listening, TLS, hot reload, graceful shutdown, metrics.
 
 pub mod auth;
 pub mod codec;
+pub mod copy;
 pub mod server;
 
 use std::sync::{Arc, Mutex};
@@ -123,9 +125,164 @@ fn field_infos(columns: &[OutColumn], format: &Format) -> Vec<FieldInfo> {
         .collect()
 }
 
+/// A COPY FROM STDIN in progress on one connection.
+#[derive(Debug, Default)]
+struct CopySlot(Mutex<Option<CopyState>>);
+
+#[derive(Debug)]
+struct CopyState {
+    table: Arc<dyn crate::catalog::Table>,
+    targets: Vec<String>,
+    binary: bool,
+    data: Vec<u8>,
+    too_large: bool,
+}
+
+impl Handler {
+    /// Starts a COPY: remembers where the rows go and tells the client to
+    /// send them.
+    fn start_copy<C: ClientInfo>(
+        &self,
+        client: &C,
+        table: &str,
+        columns: &[String],
+        binary: bool,
+    ) -> Result<Response> {
+        let table = self.exec.catalog().get(table)?;
+        if !table.writable() {
+            return Err(table.read_only());
+        }
+        let targets = copy::targets(table.schema(), columns)?;
+        let n = targets.len();
+        let slot = client
+            .session_extensions()
+            .get_or_insert_with(CopySlot::default);
+        *slot.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(CopyState {
+            table,
+            targets,
+            binary,
+            data: Vec::new(),
+            too_large: false,
+        });
+        Ok(Response::CopyIn(pgwire::api::results::CopyResponse::new(
+            i8::from(binary),
+            n,
+            stream::empty(),
+        )))
+    }
+
+    /// Turns an outcome into a response, starting a COPY if it asks for one.
+    fn respond<C: ClientInfo>(
+        &self,
+        client: &C,
+        outcome: Outcome,
+        format: &Format,
+    ) -> PgWireResult<Response> {
+        match outcome {
+            Outcome::CopyIn {
+                table,
+                columns,
+                binary,
+            } => self
+                .start_copy(client, &table, &columns, binary)
+                .map_err(|e| to_pg_error(&e)),
+            other => response(other, format),
+        }
+    }
+}
+
+#[async_trait]
+impl pgwire::api::copy::CopyHandler for Handler {
+    async fn on_copy_data<C>(
+        &self,
+        client: &mut C,
+        data: pgwire::messages::copy::CopyData,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + futures::Sink<pgwire::messages::PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as futures::Sink<pgwire::messages::PgWireBackendMessage>>::Error>,
+    {
+        let slot = client
+            .session_extensions()
+            .get_or_insert_with(CopySlot::default);
+        let mut state = slot.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = state.as_mut() {
+            if s.data.len() + data.data.len() > copy::MAX_COPY_BYTES {
+                // Keep reading (the protocol requires it) but drop the data;
+                // CopyDone reports the error.
+                s.too_large = true;
+                s.data = Vec::new();
+            } else if !s.too_large {
+                s.data.extend_from_slice(&data.data);
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_copy_done<C>(
+        &self,
+        client: &mut C,
+        _done: pgwire::messages::copy::CopyDone,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + futures::Sink<pgwire::messages::PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as futures::Sink<pgwire::messages::PgWireBackendMessage>>::Error>,
+    {
+        use futures::SinkExt;
+        let slot = client
+            .session_extensions()
+            .get_or_insert_with(CopySlot::default);
+        let state = slot.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(state) = state else {
+            return Err(to_pg_error(&SqlError::invalid(
+                "CopyDone without a COPY in progress",
+            )));
+        };
+        if state.too_large {
+            return Err(to_pg_error(&SqlError::InvalidValue {
+                sqlstate: "54000",
+                message: format!(
+                    "COPY data exceeds {} bytes; load it in batches",
+                    copy::MAX_COPY_BYTES
+                ),
+            }));
+        }
+        let exec = self.exec.clone();
+        let n = tokio::task::spawn_blocking(move || -> Result<u64> {
+            let schema = state.table.schema();
+            let rows = if state.binary {
+                copy::parse_binary(&state.data, schema, &state.targets)?
+            } else {
+                copy::parse_text(&state.data, schema, &state.targets)?
+            };
+            let n = if rows.is_empty() {
+                0
+            } else {
+                state.table.insert(rows)?
+            };
+            exec.metrics().record_query(std::time::Duration::ZERO, true);
+            Ok(n)
+        })
+        .await
+        .unwrap_or_else(|e| Err(SqlError::invalid(format!("COPY task failed: {e}"))))
+        .map_err(|e| to_pg_error(&e))?;
+        client
+            .send(pgwire::messages::PgWireBackendMessage::CommandComplete(
+                Tag::new("COPY").with_rows(n as usize).into(),
+            ))
+            .await?;
+        Ok(())
+    }
+}
+
 /// An outcome as the response pgwire sends.
 fn response(outcome: Outcome, format: &Format) -> PgWireResult<Response> {
     match outcome {
+        Outcome::CopyIn { .. } => Err(to_pg_error(&SqlError::invalid(
+            "COPY needs the copy sub-protocol",
+        ))),
         Outcome::Command { tag, rows } => {
             let mut t = Tag::new(&tag);
             if let Some(n) = rows {
@@ -177,7 +334,7 @@ impl SimpleQueryHandler for Handler {
         let mut out = Vec::with_capacity(statements.len());
         for stmt in statements {
             match self.run(slot.clone(), Arc::new(stmt), Vec::new()).await {
-                Ok(o) => out.push(response(o, &Format::UnifiedText)?),
+                Ok(o) => out.push(self.respond(client, o, &Format::UnifiedText)?),
                 Err(e) => {
                     // PostgreSQL stops a multi-statement query at the
                     // first error and reports it after what ran before.
@@ -316,7 +473,7 @@ impl ExtendedQueryHandler for Handler {
             .run(session_of(client), stmt, params)
             .await
             .map_err(|e| to_pg_error(&e))?;
-        response(out, &portal.result_column_format)
+        self.respond(client, out, &portal.result_column_format)
     }
 
     async fn do_describe_statement<C>(

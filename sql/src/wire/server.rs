@@ -60,6 +60,9 @@ impl PgWireServerHandlers for Factory {
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
         self.startup.clone()
     }
+    fn copy_handler(&self) -> Arc<impl pgwire::api::copy::CopyHandler> {
+        self.handler.clone()
+    }
     fn error_handler(&self) -> Arc<impl ErrorHandler> {
         self.errors.clone()
     }

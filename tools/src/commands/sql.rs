@@ -238,6 +238,11 @@ impl Shell {
 
 fn print_outcome(out: &Outcome) {
     match out {
+        Outcome::CopyIn { .. } => {
+            eprintln!(
+                "COPY FROM STDIN needs a client connection (psql \\copy against omen-serve); here use INSERT … VALUES"
+            );
+        }
         Outcome::Command { tag, rows } => match rows {
             Some(n) => say!("{tag} {n}"),
             None => say!("{tag}"),
