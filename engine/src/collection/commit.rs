@@ -163,7 +163,9 @@ impl Inner {
             let written = wal.append(&bytes);
             let sync = match self.options.durability {
                 Durability::PerCommit => true,
-                Durability::Interval(every) => last_sync.is_none_or(|t| t.elapsed() >= every),
+                Durability::Interval(every) => {
+                    last_sync.is_none_or(|t| t.elapsed() >= every)
+                }
             };
             let done = written.and_then(|()| if sync { wal.sync() } else { Ok(()) });
             if let Err(e) = done {
@@ -173,11 +175,9 @@ impl Inner {
                 let msg = format!("WAL append failed: {e}");
                 lock(&self.background).error.get_or_insert(msg);
                 let e = self.background_error().unwrap_or(e);
-                results.extend(
-                    logged
-                        .iter()
-                        .map(|(t, _, _)| (*t, Err(EngineError::Unavailable(e.to_string())))),
-                );
+                results.extend(logged.iter().map(|(t, _, _)| {
+                    (*t, Err(EngineError::Unavailable(e.to_string())))
+                }));
                 return (results, false);
             }
             sync
@@ -209,8 +209,8 @@ impl Inner {
             }
             let version = Arc::clone(&self.version.read().unwrap_or_else(|p| p.into_inner()));
             let frozen_full = version.frozen.len() >= self.options.max_frozen_memtables;
-            let segments_full =
-                self.options.auto_compact && version.segments.len() >= self.options.max_segments;
+            let segments_full = self.options.auto_compact
+                && version.segments.len() >= self.options.max_segments;
             if !frozen_full && !segments_full {
                 return Ok(());
             }
@@ -226,12 +226,7 @@ impl Inner {
     /// a new WAL file for its successor.
     pub(crate) fn freeze(&self) -> Result<()> {
         let mut wal = lock(&self.wal);
-        if self
-            .active
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_empty()
-        {
+        if self.active.read().unwrap_or_else(|p| p.into_inner()).is_empty() {
             return Ok(());
         }
         // Older WAL files must be whole: recovery accepts a torn record

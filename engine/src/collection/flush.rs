@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use omen_format::collection::{
-    IdSetKind, MANIFEST_FILE, SegmentRecord, ids_file_name, segment_file_name, tombstone_file_name,
-    wal_file_name, write_id_set,
+    IdSetKind, MANIFEST_FILE, SegmentRecord, ids_file_name, segment_file_name,
+    tombstone_file_name, wal_file_name, write_id_set,
 };
 
 use super::memtable::Memtable;
@@ -48,9 +48,7 @@ impl Inner {
                         .wait_timeout(bg, tick)
                         .unwrap_or_else(|p| p.into_inner());
                     bg = guard;
-                    if timeout.timed_out()
-                        && matches!(self.options.durability, Durability::Interval(_))
-                    {
+                    if timeout.timed_out() && matches!(self.options.durability, Durability::Interval(_)) {
                         drop(bg);
                         if let Err(e) = self.sync_wal() {
                             self.fail(format!("WAL fsync failed: {e}"));
@@ -86,13 +84,7 @@ impl Inner {
             if let Some(e) = &bg.error {
                 return Err(EngineError::Unavailable(format!("flush failed: {e}")));
             }
-            if self
-                .version
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .frozen
-                .is_empty()
-            {
+            if self.version.read().unwrap_or_else(|p| p.into_inner()).frozen.is_empty() {
                 return Ok(());
             }
             bg = self
@@ -165,10 +157,7 @@ impl Inner {
             return Ok(None);
         }
         let id = self.next_segment_id.fetch_add(1, Ordering::AcqRel);
-        let label = format!(
-            "flush of WAL files {}..={}",
-            memtable.first_wal, memtable.last_wal
-        );
+        let label = format!("flush of WAL files {}..={}", memtable.first_wal, memtable.last_wal);
         let rows = MemoryRows {
             dim: self.schema.dimension,
             vectors: &vectors,
@@ -204,11 +193,7 @@ impl Inner {
             ..self.options.build.clone()
         };
         build_segment(rows, self.schema.metric, &path, &options, &|_, _, _| {})?;
-        write_id_set(
-            &self.dir.join(ids_file_name(id)),
-            IdSetKind::SegmentIds,
-            sorted_ids,
-        )?;
+        write_id_set(&self.dir.join(ids_file_name(id)), IdSetKind::SegmentIds, sorted_ids)?;
         let segment = Segment::open(&path, &self.options.segment)?;
         Ok(Arc::new(SegmentFiles {
             dir: self.dir.clone(),
@@ -246,10 +231,7 @@ impl Inner {
             let name = tombstone_file_name(s.record.id, generation);
             write_id_set(&self.dir.join(&name), IdSetKind::Tombstones, &sorted)?;
             if s.record.tombstone_generation != 0 {
-                retired.push(tombstone_file_name(
-                    s.record.id,
-                    s.record.tombstone_generation,
-                ));
+                retired.push(tombstone_file_name(s.record.id, s.record.tombstone_generation));
             }
             s.record.tombstone_generation = generation;
             s.record.tombstones = sorted.len() as u64;

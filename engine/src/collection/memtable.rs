@@ -143,13 +143,10 @@ impl Memtable {
             }
             let d = kernels.distance(metric, query, v);
             if top.would_take(d, k) && visible(self.ids[r]) {
-                top.push(
-                    Hit {
-                        id: self.ids[r],
-                        distance: d,
-                    },
-                    k,
-                );
+                top.push(Hit {
+                    id: self.ids[r],
+                    distance: d,
+                }, k);
             }
         }
     }

@@ -161,11 +161,7 @@ pub struct CollectionStats {
 impl Collection {
     /// Creates an empty collection in `dir` (which must not exist or be
     /// empty) and opens it.
-    pub fn create(
-        dir: impl AsRef<Path>,
-        schema: Schema,
-        options: CollectionOptions,
-    ) -> Result<Self> {
+    pub fn create(dir: impl AsRef<Path>, schema: Schema, options: CollectionOptions) -> Result<Self> {
         recovery::create(dir.as_ref(), &schema)?;
         Self::open(dir, options)
     }
@@ -326,9 +322,10 @@ impl Drop for Collection {
 
 impl Inner {
     fn background_error(&self) -> Option<EngineError> {
-        lock(&self.background).error.as_ref().map(|e| {
-            EngineError::Unavailable(format!("a background flush or compaction failed: {e}"))
-        })
+        lock(&self.background)
+            .error
+            .as_ref()
+            .map(|e| EngineError::Unavailable(format!("a background flush or compaction failed: {e}")))
     }
 
     fn search(&self, query: &[f32], k: usize, params: &SearchParams) -> Result<Vec<Hit>> {
@@ -357,8 +354,9 @@ impl Inner {
         active.scan(query, metric, k, &|_| true, &mut top);
         for (i, frozen) in version.frozen.iter().enumerate().rev() {
             let newer = &version.frozen[i + 1..];
-            let visible =
-                |id: u64| active.get(id).is_none() && newer.iter().all(|m| m.get(id).is_none());
+            let visible = |id: u64| {
+                active.get(id).is_none() && newer.iter().all(|m| m.get(id).is_none())
+            };
             frozen.scan(query, metric, k, &visible, &mut top);
         }
         let in_memtables = |id: u64| {
@@ -388,11 +386,7 @@ impl Inner {
             let cols = self.schema.columns.len();
             for (i, &id) in ids.iter().enumerate() {
                 if seen.insert(id) {
-                    f(
-                        id,
-                        &vectors[i * dim..(i + 1) * dim],
-                        &values[i * cols..(i + 1) * cols],
-                    );
+                    f(id, &vectors[i * dim..(i + 1) * dim], &values[i * cols..(i + 1) * cols]);
                 }
             }
             for id in m.touched_ids() {
@@ -414,11 +408,7 @@ impl Inner {
     }
 
     fn stats(&self) -> CollectionStats {
-        let active_rows = self
-            .active
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .live_rows();
+        let active_rows = self.active.read().unwrap_or_else(|p| p.into_inner()).live_rows();
         let version = Arc::clone(&self.version.read().unwrap_or_else(|p| p.into_inner()));
         let manifest = lock(&self.manifest).clone();
         let background = lock(&self.background);
@@ -427,13 +417,7 @@ impl Inner {
             .iter()
             .map(|s| {
                 let bytes = std::fs::metadata(s.files.segment.path()).map_or(0, |m| m.len());
-                (
-                    s.record.id,
-                    s.record.tier,
-                    s.record.vectors,
-                    s.record.tombstones,
-                    bytes,
-                )
+                (s.record.id, s.record.tier, s.record.vectors, s.record.tombstones, bytes)
             })
             .collect();
         let mut wal_files: Vec<(String, u64)> = std::fs::read_dir(&self.dir)
@@ -460,7 +444,8 @@ impl Inner {
             frozen_memtables: version.frozen.len(),
             wal_files,
             compacting: background.compacting.clone(),
-            pending_compaction: compaction::pick(&version, &self.options).map(|p| p.describe()),
+            pending_compaction: compaction::pick(&version, &self.options)
+                .map(|p| p.describe()),
             background_error: background.error.clone(),
         }
     }
