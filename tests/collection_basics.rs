@@ -34,8 +34,12 @@ fn tiny_flushes_build_valid_segments() {
     // k-means, shards and upper layers must cope with a handful of rows.
     for n in [1u64, 2, 5, 40, 300, 2500] {
         let dir = tempfile::tempdir().unwrap();
-        let c = Collection::create(dir.path(), Schema::new(DIM, Metric::L2), small_options(1 << 20))
-            .unwrap();
+        let c = Collection::create(
+            dir.path(),
+            Schema::new(DIM, Metric::L2),
+            small_options(1 << 20),
+        )
+        .unwrap();
         let ids: Vec<u64> = (0..n).map(|i| i * 3 + 1).collect();
         c.insert(&ids, &vectors(&ids, 0, DIM), &[]).unwrap();
         c.flush().unwrap();
@@ -53,7 +57,8 @@ fn tiny_flushes_build_valid_segments() {
 #[test]
 fn writes_are_searchable_at_once_and_survive_reopen() {
     let dir = tempfile::tempdir().unwrap();
-    let c = Collection::create(dir.path(), Schema::new(DIM, Metric::L2), small_options(500)).unwrap();
+    let c =
+        Collection::create(dir.path(), Schema::new(DIM, Metric::L2), small_options(500)).unwrap();
     let mut model = BTreeMap::new();
     for batch in 0..8u64 {
         let ids: Vec<u64> = (batch * 200..batch * 200 + 200).collect();
@@ -69,7 +74,8 @@ fn writes_are_searchable_at_once_and_survive_reopen() {
     let deleted: Vec<u64> = (0..1600).step_by(3).collect();
     c.delete(&deleted).unwrap();
     let replaced: Vec<u64> = (1..1600).step_by(3).collect();
-    c.upsert(&replaced, &vectors(&replaced, 1, DIM), &[]).unwrap();
+    c.upsert(&replaced, &vectors(&replaced, 1, DIM), &[])
+        .unwrap();
     for id in &deleted {
         model.remove(id);
     }
@@ -80,11 +86,15 @@ fn writes_are_searchable_at_once_and_survive_reopen() {
     // A deleted vector is never returned; the old version of a replaced one
     // neither.
     for &id in deleted.iter().take(50) {
-        let hits = c.search(&vector(id, 0, DIM), 10, &SearchParams::default()).unwrap();
+        let hits = c
+            .search(&vector(id, 0, DIM), 10, &SearchParams::default())
+            .unwrap();
         assert!(hits.iter().all(|h| h.id != id));
     }
     for &id in replaced.iter().take(50) {
-        let hits = c.search(&vector(id, 0, DIM), 10, &SearchParams::default()).unwrap();
+        let hits = c
+            .search(&vector(id, 0, DIM), 10, &SearchParams::default())
+            .unwrap();
         assert!(hits.iter().all(|h| h.id != id || h.distance > 0.0));
         assert_eq!(nearest(&c, &vector(id, 1, DIM)), (id, 0.0));
     }
@@ -120,14 +130,19 @@ fn unflushed_writes_replay_from_the_wal() {
     });
     let c = Collection::create(dir.path(), schema.clone(), small_options(1000)).unwrap();
     let ids = [5u64, 6, 7];
-    let values = [Value::Text("a".into()), Value::Null, Value::Text("c".into())];
+    let values = [
+        Value::Text("a".into()),
+        Value::Null,
+        Value::Text("c".into()),
+    ];
     c.insert(&ids, &vectors(&ids, 0, DIM), &values).unwrap();
     c.delete(&[6]).unwrap();
     drop(c);
     let c = Collection::open(dir.path(), small_options(1000)).unwrap();
     assert_eq!(c.schema(), &schema);
     let mut seen = Vec::new();
-    c.scan_live(&mut |id, _, vals| seen.push((id, vals.to_vec()))).unwrap();
+    c.scan_live(&mut |id, _, vals| seen.push((id, vals.to_vec())))
+        .unwrap();
     seen.sort_by_key(|s| s.0);
     assert_eq!(
         seen,
@@ -149,12 +164,20 @@ fn bad_writes_get_clear_errors_and_change_nothing() {
     let c = Collection::create(dir.path(), schema, small_options(1000)).unwrap();
     c.insert(&[1], &[0.0; 4], &[Value::Float64(1.0)]).unwrap();
     let e = c
-        .insert(&[2, 1], &[0.0; 8], &[Value::Float64(1.0), Value::Float64(2.0)])
+        .insert(
+            &[2, 1],
+            &[0.0; 8],
+            &[Value::Float64(1.0), Value::Float64(2.0)],
+        )
         .unwrap_err();
     assert!(matches!(e, EngineError::Duplicate { id: 1 }), "{e}");
-    let e = c.insert(&[3], &[0.0; 3], &[Value::Float64(1.0)]).unwrap_err();
+    let e = c
+        .insert(&[3], &[0.0; 3], &[Value::Float64(1.0)])
+        .unwrap_err();
     assert!(e.to_string().contains("4 vector values"), "{e}");
-    let e = c.insert(&[3], &[f32::NAN, 0.0, 0.0, 0.0], &[Value::Float64(1.0)]).unwrap_err();
+    let e = c
+        .insert(&[3], &[f32::NAN, 0.0, 0.0, 0.0], &[Value::Float64(1.0)])
+        .unwrap_err();
     assert!(e.to_string().contains("finite"), "{e}");
     let e = c.insert(&[3], &[0.0; 4], &[Value::Int64(1)]).unwrap_err();
     assert!(e.to_string().contains("price"), "{e}");
@@ -168,6 +191,7 @@ fn bad_writes_get_clear_errors_and_change_nothing() {
     let e = Collection::open(dir.path(), small_options(1000)).unwrap_err();
     assert!(e.to_string().contains("open in another"), "{e}");
     // So is creating over an existing collection.
-    let e = Collection::create(dir.path(), Schema::new(4, Metric::L2), small_options(10)).unwrap_err();
+    let e =
+        Collection::create(dir.path(), Schema::new(4, Metric::L2), small_options(10)).unwrap_err();
     assert!(e.to_string().contains("empty directory"), "{e}");
 }

@@ -121,7 +121,15 @@ fn rows_read_back_by_index_and_by_sequential_scan() {
     let dir = tempfile::tempdir().unwrap();
     let (path, base, _) = fixture(dir.path(), 1500, 12);
     for io in [IoMode::Mmap, IoMode::Direct] {
-        let segment = Segment::open(&path, &SegmentOptions { io, queue_depth: 8 }).unwrap();
+        let segment = Segment::open(
+            &path,
+            &SegmentOptions {
+                io,
+                queue_depth: 8,
+                ..SegmentOptions::default()
+            },
+        )
+        .unwrap();
         let mut seen = vec![false; base.len()];
         let mut next_row = 0u32;
         segment

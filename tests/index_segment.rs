@@ -132,7 +132,15 @@ fn exact_when_ef_covers_the_whole_dataset() {
         &small_options(),
     );
     for io in [IoMode::Mmap, IoMode::Direct] {
-        let segment = Segment::open(&path, &SegmentOptions { io, queue_depth: 8 }).unwrap();
+        let segment = Segment::open(
+            &path,
+            &SegmentOptions {
+                io,
+                queue_depth: 8,
+                ..SegmentOptions::default()
+            },
+        )
+        .unwrap();
         let params = SearchParams {
             ef: 600,
             beam_width: 8,

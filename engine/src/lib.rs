@@ -20,6 +20,7 @@ pub mod memory;
 pub mod quant;
 pub mod rng;
 pub mod synth;
+pub mod synth_attributes;
 pub mod vectors;
 
 pub use error::{EngineError, Result};

@@ -292,6 +292,17 @@ impl SynthModel {
         self.seed
     }
 
+    /// The cluster that vector `index` of `stream` is drawn from (the
+    /// first draw of its random stream, as in [`SynthModel::sample`]), for
+    /// attributes correlated with the clusters.
+    pub fn cluster_of(&self, stream: Stream, index: u64) -> usize {
+        let mut rng = Rng::for_item(self.seed, stream.id(), index);
+        let u = rng.uniform();
+        self.cumulative
+            .partition_point(|&p| p <= u)
+            .min(self.clusters() - 1)
+    }
+
     /// Draws vector `index` of `stream` into `out` (`dim` values).
     pub fn sample(&self, stream: Stream, index: u64, out: &mut [f32]) {
         let mut rng = Rng::for_item(self.seed, stream.id(), index);

@@ -32,5 +32,7 @@ pub fn vector(id: u64, version: u64, dim: usize) -> Vec<f32> {
 
 /// Vectors of `ids` at `version`, back to back.
 pub fn vectors(ids: &[u64], version: u64, dim: usize) -> Vec<f32> {
-    ids.iter().flat_map(|&id| vector(id, version, dim)).collect()
+    ids.iter()
+        .flat_map(|&id| vector(id, version, dim))
+        .collect()
 }

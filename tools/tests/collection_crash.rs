@@ -97,12 +97,15 @@ fn script(
             ids.dedup();
             ids
         };
-        let op = if roll < 50 || live.len() < 20 {
+        // Keep the collection near 2,000-4,000 rows so that a long run
+        // (1,000 iterations) stays as fast per iteration as a short one.
+        let insert_share = if live.len() > 4000 { 15 } else { 50 };
+        let op = if roll < insert_share || live.len() < 20 {
             let n = 10 + rng.below(50) as u64;
             let ids: Vec<u64> = (*next_id..*next_id + n).collect();
             *next_id += n;
             Op::Insert(*version, ids)
-        } else if roll < 72 {
+        } else if roll < insert_share + 22 {
             let n = 5 + rng.below(30);
             let mut ids = pick(rng, n);
             ids.push(*next_id);

@@ -96,10 +96,10 @@ impl Inner {
             let active = self.active.read().unwrap_or_else(|p| p.into_inner());
             active.appended_rows() >= self.options.memtable_rows
         };
-        if freeze_requested || too_big {
-            if let Err(e) = self.freeze() {
-                return (fail_all(&group, &e), false);
-            }
+        if (freeze_requested || too_big)
+            && let Err(e) = self.freeze()
+        {
+            return (fail_all(&group, &e), false);
         }
 
         // Check and log.
@@ -120,12 +120,11 @@ impl Inner {
                     Write::Insert(batch) => {
                         let mut seen = HashMap::new();
                         let dup = batch.ids.iter().copied().find(|&id| {
-                            let live = seen.insert(id, ()).is_some()
+                            seen.insert(id, ()).is_some()
                                 || group_live
                                     .get(&id)
                                     .copied()
-                                    .unwrap_or_else(|| self.is_live(&active, &version, id));
-                            live
+                                    .unwrap_or_else(|| self.is_live(&active, &version, id))
                         });
                         if let Some(id) = dup {
                             results.push((p.ticket, Err(EngineError::Duplicate { id })));
@@ -163,9 +162,7 @@ impl Inner {
             let written = wal.append(&bytes);
             let sync = match self.options.durability {
                 Durability::PerCommit => true,
-                Durability::Interval(every) => {
-                    last_sync.is_none_or(|t| t.elapsed() >= every)
-                }
+                Durability::Interval(every) => last_sync.is_none_or(|t| t.elapsed() >= every),
             };
             let done = written.and_then(|()| if sync { wal.sync() } else { Ok(()) });
             if let Err(e) = done {
@@ -175,9 +172,11 @@ impl Inner {
                 let msg = format!("WAL append failed: {e}");
                 lock(&self.background).error.get_or_insert(msg);
                 let e = self.background_error().unwrap_or(e);
-                results.extend(logged.iter().map(|(t, _, _)| {
-                    (*t, Err(EngineError::Unavailable(e.to_string())))
-                }));
+                results.extend(
+                    logged
+                        .iter()
+                        .map(|(t, _, _)| (*t, Err(EngineError::Unavailable(e.to_string())))),
+                );
                 return (results, false);
             }
             sync
@@ -209,8 +208,8 @@ impl Inner {
             }
             let version = Arc::clone(&self.version.read().unwrap_or_else(|p| p.into_inner()));
             let frozen_full = version.frozen.len() >= self.options.max_frozen_memtables;
-            let segments_full = self.options.auto_compact
-                && version.segments.len() >= self.options.max_segments;
+            let segments_full =
+                self.options.auto_compact && version.segments.len() >= self.options.max_segments;
             if !frozen_full && !segments_full {
                 return Ok(());
             }
@@ -226,7 +225,12 @@ impl Inner {
     /// a new WAL file for its successor.
     pub(crate) fn freeze(&self) -> Result<()> {
         let mut wal = lock(&self.wal);
-        if self.active.read().unwrap_or_else(|p| p.into_inner()).is_empty() {
+        if self
+            .active
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+        {
             return Ok(());
         }
         // Older WAL files must be whole: recovery accepts a torn record

@@ -53,16 +53,15 @@ impl Plan {
     }
 }
 
-/// What the policy would compact next in `version`, if anything.
-pub(crate) fn pick(version: &Version, options: &CollectionOptions) -> Option<Plan> {
+/// What the policy would compact next among `segments`, if anything.
+pub(crate) fn pick(segments: &[SegmentRecord], options: &CollectionOptions) -> Option<Plan> {
     let fanout = options.compaction_fanout.max(2);
-    let max_tier = version.segments.iter().map(|s| s.record.tier).max()?;
+    let max_tier = segments.iter().map(|s| s.tier).max()?;
     for tier in 0..=max_tier {
-        let at: Vec<u64> = version
-            .segments
+        let at: Vec<u64> = segments
             .iter()
-            .filter(|s| s.record.tier == tier)
-            .map(|s| s.record.id)
+            .filter(|s| s.tier == tier)
+            .map(|s| s.id)
             .take(fanout)
             .collect();
         if at.len() >= fanout {
@@ -73,16 +72,15 @@ pub(crate) fn pick(version: &Version, options: &CollectionOptions) -> Option<Pla
             });
         }
     }
-    version
-        .segments
+    segments
         .iter()
         .find(|s| {
-            s.record.tombstones as f64 >= options.compaction_dead_fraction * s.record.vectors as f64
-                && s.record.tombstones > 0
+            s.tombstones > 0
+                && s.tombstones as f64 >= options.compaction_dead_fraction * s.vectors as f64
         })
         .map(|s| Plan {
-            inputs: vec![s.record.id],
-            output_tier: s.record.tier,
+            inputs: vec![s.id],
+            output_tier: s.tier,
             reason: "tombstones",
         })
 }
@@ -161,7 +159,8 @@ impl Inner {
         // One compaction at a time (the API's compact() and the thread).
         let _running = lock(&self.compaction_lock);
         let version = Arc::clone(&self.version.read().unwrap_or_else(|p| p.into_inner()));
-        let Some(plan) = pick(&version, &self.options) else {
+        let records: Vec<SegmentRecord> = version.segments.iter().map(|s| s.record).collect();
+        let Some(plan) = pick(&records, &self.options) else {
             return Ok(false);
         };
         lock(&self.background).compacting = Some(plan.describe());
@@ -194,11 +193,15 @@ impl Inner {
             dim: self.schema.dimension,
             ids: Vec::new(),
         };
+        let ncols = self.schema.columns.len();
+        let mut values: Vec<omen_format::Value> = Vec::new();
         {
             let mut out = BufWriter::with_capacity(1 << 20, &spill.file);
             for s in &inputs {
-                s.files.segment.scan_rows(|_, rid, v| {
+                let columns = s.files.attribute_columns(ncols)?;
+                s.files.segment.scan_rows(|row, rid, v| {
                     if !s.tombstones.contains(&rid) {
+                        super::snapshot::push_values(&columns, row, ncols, &mut values);
                         for x in v {
                             out.write_all(&x.to_le_bytes())
                                 .map_err(|e| FormatError::io(&path, e))?;
@@ -223,7 +226,8 @@ impl Inner {
         let files = if sorted.is_empty() {
             None
         } else {
-            Some(self.write_segment(id, &spill, &sorted)?)
+            let attributes = self.attribute_columns(values.chunks(ncols.max(1)))?;
+            Some(self.write_segment(id, &spill, &sorted, attributes)?)
         };
         drop(spill);
         failpoint("compaction-built");

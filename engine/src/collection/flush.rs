@@ -9,9 +9,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use omen_format::collection::{
-    IdSetKind, MANIFEST_FILE, SegmentRecord, ids_file_name, segment_file_name,
-    tombstone_file_name, wal_file_name, write_id_set,
+    IdSetKind, MANIFEST_FILE, SegmentRecord, ids_file_name, segment_file_name, tombstone_file_name,
+    wal_file_name, write_id_set,
 };
+
+use omen_format::segment::attributes::AttributeColumns;
 
 use super::memtable::Memtable;
 use super::snapshot::{SegmentFiles, SegmentView, Version};
@@ -48,7 +50,9 @@ impl Inner {
                         .wait_timeout(bg, tick)
                         .unwrap_or_else(|p| p.into_inner());
                     bg = guard;
-                    if timeout.timed_out() && matches!(self.options.durability, Durability::Interval(_)) {
+                    if timeout.timed_out()
+                        && matches!(self.options.durability, Durability::Interval(_))
+                    {
                         drop(bg);
                         if let Err(e) = self.sync_wal() {
                             self.fail(format!("WAL fsync failed: {e}"));
@@ -84,7 +88,13 @@ impl Inner {
             if let Some(e) = &bg.error {
                 return Err(EngineError::Unavailable(format!("flush failed: {e}")));
             }
-            if self.version.read().unwrap_or_else(|p| p.into_inner()).frozen.is_empty() {
+            if self
+                .version
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .frozen
+                .is_empty()
+            {
                 return Ok(());
             }
             bg = self
@@ -152,19 +162,23 @@ impl Inner {
 
     /// Builds the segment of `memtable`'s live rows, if it has any.
     fn build_from_memtable(&self, memtable: &Memtable) -> Result<Option<SegmentView>> {
-        let (ids, vectors, _values) = memtable.live_sorted();
+        let (ids, vectors, values) = memtable.live_sorted();
         if ids.is_empty() {
             return Ok(None);
         }
         let id = self.next_segment_id.fetch_add(1, Ordering::AcqRel);
-        let label = format!("flush of WAL files {}..={}", memtable.first_wal, memtable.last_wal);
+        let label = format!(
+            "flush of WAL files {}..={}",
+            memtable.first_wal, memtable.last_wal
+        );
         let rows = MemoryRows {
             dim: self.schema.dimension,
             vectors: &vectors,
             ids: &ids,
             label: &label,
         };
-        let files = self.write_segment(id, &rows, &ids)?;
+        let attributes = self.attribute_columns(values.chunks(self.schema.columns.len().max(1)))?;
+        let files = self.write_segment(id, &rows, &ids, attributes)?;
         Ok(Some(SegmentView {
             record: SegmentRecord {
                 id,
@@ -186,14 +200,20 @@ impl Inner {
         id: u64,
         rows: &dyn crate::index::BuildRows<f32>,
         sorted_ids: &[u64],
+        attributes: Option<AttributeColumns>,
     ) -> Result<Arc<SegmentFiles>> {
         let path = self.dir.join(segment_file_name(id));
         let options = crate::index::BuildOptions {
             temp_dir: Some(self.dir.clone()),
+            attributes: attributes.map(Arc::new),
             ..self.options.build.clone()
         };
         build_segment(rows, self.schema.metric, &path, &options, &|_, _, _| {})?;
-        write_id_set(&self.dir.join(ids_file_name(id)), IdSetKind::SegmentIds, sorted_ids)?;
+        write_id_set(
+            &self.dir.join(ids_file_name(id)),
+            IdSetKind::SegmentIds,
+            sorted_ids,
+        )?;
         let segment = Segment::open(&path, &self.options.segment)?;
         Ok(Arc::new(SegmentFiles {
             dir: self.dir.clone(),
@@ -202,6 +222,22 @@ impl Inner {
             ids: sorted_ids.to_vec(),
             obsolete: AtomicBool::new(false),
         }))
+    }
+
+    /// The attribute columns of `rows` (each in schema order), or `None`
+    /// when the schema has no columns.
+    pub(crate) fn attribute_columns<'a>(
+        &self,
+        rows: impl Iterator<Item = &'a [omen_format::Value]>,
+    ) -> Result<Option<AttributeColumns>> {
+        if self.schema.columns.is_empty() {
+            return Ok(None);
+        }
+        let mut columns = AttributeColumns::new(self.schema.columns.clone())?;
+        for row in rows {
+            columns.push_row(row)?;
+        }
+        Ok(Some(columns))
     }
 
     /// The segments of `version` with `hidden` ids tombstoned where they
@@ -231,7 +267,10 @@ impl Inner {
             let name = tombstone_file_name(s.record.id, generation);
             write_id_set(&self.dir.join(&name), IdSetKind::Tombstones, &sorted)?;
             if s.record.tombstone_generation != 0 {
-                retired.push(tombstone_file_name(s.record.id, s.record.tombstone_generation));
+                retired.push(tombstone_file_name(
+                    s.record.id,
+                    s.record.tombstone_generation,
+                ));
             }
             s.record.tombstone_generation = generation;
             s.record.tombstones = sorted.len() as u64;

@@ -134,6 +134,7 @@ impl Memtable {
         metric: Metric,
         k: usize,
         visible: &dyn Fn(u64) -> bool,
+        matches: Option<RowPredicate<'_>>,
         top: &mut TopK,
     ) {
         let kernels = Kernels::<f32>::best();
@@ -142,15 +143,22 @@ impl Memtable {
                 continue;
             }
             let d = kernels.distance(metric, query, v);
-            if top.would_take(d, k) && visible(self.ids[r]) {
-                top.push(Hit {
-                    id: self.ids[r],
-                    distance: d,
-                }, k);
+            let values = || &self.values[r * self.columns..(r + 1) * self.columns];
+            if top.would_take(d, k) && visible(self.ids[r]) && matches.is_none_or(|m| m(values())) {
+                top.push(
+                    Hit {
+                        id: self.ids[r],
+                        distance: d,
+                    },
+                    k,
+                );
             }
         }
     }
 }
+
+/// A test of one row's attribute values (a compiled `WHERE`).
+pub(crate) type RowPredicate<'a> = &'a dyn Fn(&[Value]) -> bool;
 
 /// The `k` best hits seen so far.
 #[derive(Debug, Default)]

@@ -15,9 +15,11 @@
 mod commit;
 mod compaction;
 mod flush;
+mod inspect;
 mod memtable;
 mod options;
 mod recovery;
+mod row_filter;
 mod schema;
 mod snapshot;
 mod wal;
@@ -32,6 +34,7 @@ use std::thread::JoinHandle;
 use omen_format::Value;
 use omen_format::collection::{Manifest, RowBatch};
 
+pub use inspect::{Inspection, SegmentSummary, WalSummary, inspect};
 pub use options::{CollectionOptions, Durability};
 pub use schema::Schema;
 
@@ -40,6 +43,7 @@ use memtable::{Memtable, Slot, TopK};
 use snapshot::Version;
 use wal::WalWriter;
 
+use crate::filter::Filter;
 use crate::index::{Hit, SearchParams};
 use crate::{EngineError, Result};
 
@@ -48,6 +52,9 @@ use crate::{EngineError, Result};
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
+
+/// Receives `(id, vector, attribute values)` of each row a scan visits.
+pub type RowVisitor<'a> = dyn FnMut(u64, &[f32], &[Value]) + 'a;
 
 /// What the background threads are told and report.
 #[derive(Debug, Default)]
@@ -161,7 +168,11 @@ pub struct CollectionStats {
 impl Collection {
     /// Creates an empty collection in `dir` (which must not exist or be
     /// empty) and opens it.
-    pub fn create(dir: impl AsRef<Path>, schema: Schema, options: CollectionOptions) -> Result<Self> {
+    pub fn create(
+        dir: impl AsRef<Path>,
+        schema: Schema,
+        options: CollectionOptions,
+    ) -> Result<Self> {
         recovery::create(dir.as_ref(), &schema)?;
         Self::open(dir, options)
     }
@@ -254,7 +265,22 @@ impl Collection {
     /// distances, over a consistent snapshot (memtables plus a pinned set
     /// of segments).
     pub fn search(&self, query: &[f32], k: usize, params: &SearchParams) -> Result<Vec<Hit>> {
-        self.inner.search(query, k, params)
+        self.inner.search(query, k, params, None)
+    }
+
+    /// Like [`Collection::search`], among the live rows whose attributes
+    /// satisfy `filter` (SQL semantics: NULL comparisons are unknown and do
+    /// not match). Memtable rows are tested value by value; segments compile
+    /// the filter on their columns and walk until `k` rows pass the filter,
+    /// the tombstones and the memtables together.
+    pub fn search_filtered(
+        &self,
+        query: &[f32],
+        k: usize,
+        filter: &Filter,
+        params: &SearchParams,
+    ) -> Result<Vec<Hit>> {
+        self.inner.search(query, k, params, Some(filter))
     }
 
     /// Makes every acknowledged write part of a segment: freezes the
@@ -276,7 +302,7 @@ impl Collection {
 
     /// Calls `f(id, vector, values)` for every live row (memtables and
     /// segments; order unspecified). For checks and exports.
-    pub fn scan_live(&self, f: &mut dyn FnMut(u64, &[f32], &[Value])) -> Result<()> {
+    pub fn scan_live(&self, f: &mut RowVisitor<'_>) -> Result<()> {
         self.inner.scan_live(f)
     }
 
@@ -322,13 +348,22 @@ impl Drop for Collection {
 
 impl Inner {
     fn background_error(&self) -> Option<EngineError> {
-        lock(&self.background)
-            .error
-            .as_ref()
-            .map(|e| EngineError::Unavailable(format!("a background flush or compaction failed: {e}")))
+        lock(&self.background).error.as_ref().map(|e| {
+            EngineError::Unavailable(format!("a background flush or compaction failed: {e}"))
+        })
     }
 
-    fn search(&self, query: &[f32], k: usize, params: &SearchParams) -> Result<Vec<Hit>> {
+    fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        params: &SearchParams,
+        filter: Option<&Filter>,
+    ) -> Result<Vec<Hit>> {
+        if let Some(f) = filter {
+            // Unknown columns and mistyped literals fail here, by name.
+            crate::filter::check(f, &self.schema.columns)?;
+        }
         let dim = self.schema.dimension;
         if query.len() != dim {
             return Err(EngineError::InvalidArgument(format!(
@@ -351,13 +386,19 @@ impl Inner {
         // Lock order: active, then version (as freezing takes them).
         let active = self.active.read().unwrap_or_else(|p| p.into_inner());
         let version = Arc::clone(&self.version.read().unwrap_or_else(|p| p.into_inner()));
-        active.scan(query, metric, k, &|_| true, &mut top);
+        let columns = &self.schema.columns;
+        let row_matches = |values: &[Value]| {
+            filter.is_none_or(|f| row_filter::eval(f, columns, values) == Some(true))
+        };
+        let matches: Option<memtable::RowPredicate<'_>> = filter
+            .is_some()
+            .then_some(&row_matches as memtable::RowPredicate<'_>);
+        active.scan(query, metric, k, &|_| true, matches, &mut top);
         for (i, frozen) in version.frozen.iter().enumerate().rev() {
             let newer = &version.frozen[i + 1..];
-            let visible = |id: u64| {
-                active.get(id).is_none() && newer.iter().all(|m| m.get(id).is_none())
-            };
-            frozen.scan(query, metric, k, &visible, &mut top);
+            let visible =
+                |id: u64| active.get(id).is_none() && newer.iter().all(|m| m.get(id).is_none());
+            frozen.scan(query, metric, k, &visible, matches, &mut top);
         }
         let in_memtables = |id: u64| {
             active.get(id).is_some() || version.frozen.iter().any(|m| m.get(id).is_some())
@@ -366,8 +407,35 @@ impl Inner {
             if seg.live_rows() == 0 {
                 continue;
             }
-            let accept = |_row: u32, id: u64| !seg.tombstones.contains(&id) && !in_memtables(id);
-            let (hits, _) = seg.files.segment.search_with(query, k, params, &accept)?;
+            let segment = &seg.files.segment;
+            let hits = match filter {
+                None => {
+                    let accept =
+                        |_row: u32, id: u64| !seg.tombstones.contains(&id) && !in_memtables(id);
+                    segment.search_with(query, k, params, &accept)?.0
+                }
+                Some(f) => {
+                    // The segment's planner estimates the selectivity; the
+                    // walk then honours the filter, the tombstones and the
+                    // memtables together.
+                    let plan = segment.plan_filter(f)?;
+                    if plan.strategy == crate::filter::SearchStrategy::NoMatch {
+                        continue;
+                    }
+                    let compiled = segment.compile_filter(f)?;
+                    let accept = |row: u32, id: u64| {
+                        compiled.matches(row as usize)
+                            && !seg.tombstones.contains(&id)
+                            && !in_memtables(id)
+                    };
+                    let ef = params.ef.max(k);
+                    let cap = ((ef as f64 / plan.selectivity.max(1e-6)) * 4.0)
+                        .min(segment.len() as f64) as usize;
+                    segment
+                        .search_with_cap(query, k, params, &accept, cap.max(ef))?
+                        .0
+                }
+            };
             for h in hits {
                 top.push(h, k);
             }
@@ -375,7 +443,7 @@ impl Inner {
         Ok(top.into_hits())
     }
 
-    fn scan_live(&self, f: &mut dyn FnMut(u64, &[f32], &[Value])) -> Result<()> {
+    fn scan_live(&self, f: &mut RowVisitor<'_>) -> Result<()> {
         let active = self.active.read().unwrap_or_else(|p| p.into_inner());
         let version = Arc::clone(&self.version.read().unwrap_or_else(|p| p.into_inner()));
         let mut seen = HashSet::new();
@@ -386,20 +454,26 @@ impl Inner {
             let cols = self.schema.columns.len();
             for (i, &id) in ids.iter().enumerate() {
                 if seen.insert(id) {
-                    f(id, &vectors[i * dim..(i + 1) * dim], &values[i * cols..(i + 1) * cols]);
+                    f(
+                        id,
+                        &vectors[i * dim..(i + 1) * dim],
+                        &values[i * cols..(i + 1) * cols],
+                    );
                 }
             }
             for id in m.touched_ids() {
                 seen.insert(id);
             }
         }
-        let no_values = vec![Value::Null; self.schema.columns.len()];
+        let ncols = self.schema.columns.len();
+        let mut values = Vec::with_capacity(ncols);
         for seg in &version.segments {
-            seg.files.segment.scan_rows(|_, id, v| {
+            let columns = seg.files.attribute_columns(ncols)?;
+            seg.files.segment.scan_rows(|row, id, v| {
                 if !seg.tombstones.contains(&id) && !seen.contains(&id) {
-                    // Attribute values reach segments with the attribute
-                    // section (issue 6); until then they read as NULL.
-                    f(id, v, &no_values);
+                    values.clear();
+                    snapshot::push_values(&columns, row, ncols, &mut values);
+                    f(id, v, &values);
                 }
                 Ok(())
             })?;
@@ -408,7 +482,11 @@ impl Inner {
     }
 
     fn stats(&self) -> CollectionStats {
-        let active_rows = self.active.read().unwrap_or_else(|p| p.into_inner()).live_rows();
+        let active_rows = self
+            .active
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .live_rows();
         let version = Arc::clone(&self.version.read().unwrap_or_else(|p| p.into_inner()));
         let manifest = lock(&self.manifest).clone();
         let background = lock(&self.background);
@@ -417,7 +495,13 @@ impl Inner {
             .iter()
             .map(|s| {
                 let bytes = std::fs::metadata(s.files.segment.path()).map_or(0, |m| m.len());
-                (s.record.id, s.record.tier, s.record.vectors, s.record.tombstones, bytes)
+                (
+                    s.record.id,
+                    s.record.tier,
+                    s.record.vectors,
+                    s.record.tombstones,
+                    bytes,
+                )
             })
             .collect();
         let mut wal_files: Vec<(String, u64)> = std::fs::read_dir(&self.dir)
@@ -444,8 +528,15 @@ impl Inner {
             frozen_memtables: version.frozen.len(),
             wal_files,
             compacting: background.compacting.clone(),
-            pending_compaction: compaction::pick(&version, &self.options)
-                .map(|p| p.describe()),
+            pending_compaction: compaction::pick(
+                &version
+                    .segments
+                    .iter()
+                    .map(|s| s.record)
+                    .collect::<Vec<_>>(),
+                &self.options,
+            )
+            .map(|p| p.describe()),
             background_error: background.error.clone(),
         }
     }

@@ -176,7 +176,7 @@ pub(crate) fn open(dir: &Path, options: CollectionOptions) -> Result<Inner> {
     wal_numbers.sort_unstable();
 
     // Replay.
-    let (records, torn) = replay(dir, &wal_numbers)?;
+    let super::wal::Replayed { records, torn } = replay(dir, &wal_numbers)?;
     if let Some((file, offset)) = &torn {
         tracing::warn!(file = %file.display(), offset, "recovered from a torn WAL tail");
     }
@@ -210,8 +210,14 @@ pub(crate) fn open(dir: &Path, options: CollectionOptions) -> Result<Inner> {
         apply(&mut active, record.lsn, &record.op);
         next_lsn = next_lsn.max(record.lsn + 1);
     }
-    let wal = WalWriter::create(dir, next_wal)?;
-    active.last_wal = next_wal;
+    // Keep appending to the newest file (no empty file per open).
+    let wal = match wal_numbers.last() {
+        Some(&n) if dir.join(omen_format::collection::wal_file_name(n)).exists() => {
+            WalWriter::append_to(dir, n)?
+        }
+        _ => WalWriter::create(dir, next_wal)?,
+    };
+    active.last_wal = wal.number;
 
     Ok(Inner {
         dir: dir.to_path_buf(),

@@ -34,6 +34,21 @@ impl SegmentFiles {
         self.ids.binary_search(&id).is_ok()
     }
 
+    /// Every attribute column of the segment (read now if not resident);
+    /// empty when the collection has none.
+    pub(crate) fn attribute_columns(
+        &self,
+        ncols: usize,
+    ) -> crate::Result<Vec<Option<Arc<omen_format::segment::attributes::Column>>>> {
+        if ncols == 0 {
+            return Ok(Vec::new());
+        }
+        match self.segment.attributes() {
+            Some(a) => a.columns_for(&(0..ncols).collect::<Vec<_>>()),
+            None => Ok(vec![None; ncols]),
+        }
+    }
+
     pub(crate) fn retire(&self) {
         self.obsolete.store(true, Ordering::Release);
     }
@@ -82,5 +97,22 @@ impl Version {
     /// Whether `id` is live in a segment (memtables are asked separately).
     pub(crate) fn segment_holding(&self, id: u64) -> Option<&SegmentView> {
         self.segments.iter().find(|s| s.holds_live(id))
+    }
+}
+
+/// Appends row `row`'s values of `columns` (NULL where a column is absent).
+pub(crate) fn push_values(
+    columns: &[Option<Arc<omen_format::segment::attributes::Column>>],
+    row: u32,
+    ncols: usize,
+    out: &mut Vec<omen_format::Value>,
+) {
+    for c in 0..ncols {
+        out.push(
+            columns
+                .get(c)
+                .and_then(Option::as_ref)
+                .map_or(omen_format::Value::Null, |col| col.value(row as usize)),
+        );
     }
 }

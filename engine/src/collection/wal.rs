@@ -53,6 +53,22 @@ impl WalWriter {
         })
     }
 
+    /// Continues WAL file `number` (already replayed, and cut back to its
+    /// last whole record if its tail was torn).
+    pub(crate) fn append_to(dir: &Path, number: u64) -> Result<Self> {
+        let path = dir.join(wal_file_name(number));
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(|e| FormatError::io(&path, e))?;
+        Ok(WalWriter {
+            path,
+            file,
+            number,
+            unsynced: 0,
+        })
+    }
+
     /// Appends framed records (one `write` for the whole group).
     pub(crate) fn append(&mut self, bytes: &[u8]) -> Result<()> {
         self.file
@@ -74,13 +90,19 @@ impl WalWriter {
     }
 }
 
+/// What replaying the WAL found.
+#[derive(Debug)]
+pub(crate) struct Replayed {
+    /// `(file number, record)`, in log order.
+    pub(crate) records: Vec<(u64, WalRecord)>,
+    /// The file and offset of a torn tail that was cut off.
+    pub(crate) torn: Option<(PathBuf, u64)>,
+}
+
 /// Records of WAL files `numbers` (ascending) in `dir`, in order. A torn
 /// tail of the newest file is cut off the file (truncated and fsynced) and
 /// reported as `(file, offset)`.
-pub(crate) fn replay(
-    dir: &Path,
-    numbers: &[u64],
-) -> Result<(Vec<(u64, WalRecord)>, Option<(PathBuf, u64)>)> {
+pub(crate) fn replay(dir: &Path, numbers: &[u64]) -> Result<Replayed> {
     let mut out = Vec::new();
     let mut torn = None;
     let mut last_lsn = None;
@@ -128,7 +150,7 @@ pub(crate) fn replay(
         }
         out.extend(scan.records.into_iter().map(|r| (n, r)));
     }
-    Ok((out, torn))
+    Ok(Replayed { records: out, torn })
 }
 
 fn fs_err_read(path: &Path) -> Result<Vec<u8>> {

@@ -7,7 +7,19 @@
 
 use std::fmt;
 
+mod compile;
+mod estimate;
+mod eval;
+mod parse;
+mod strategy;
+
+pub use compile::CompiledFilter;
+pub(crate) use compile::{check, compile};
+pub use estimate::selectivity;
 pub use omen_format::attr::Value;
+pub use strategy::{
+    EXACT_SCAN_MAX_SELECTIVITY, EXACT_SCAN_RERANK_FACTOR, FilterPlan, SearchStrategy, choose,
+};
 
 /// A comparison operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

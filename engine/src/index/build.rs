@@ -63,6 +63,9 @@ pub struct BuildOptions {
     /// Seed of every random choice; the same seed gives the same segment
     /// (but for the UUID and creation time).
     pub seed: u64,
+    /// Attribute columns, one row per input vector in input (id) order;
+    /// the build stores them in node order (SPEC.md §2.5.8).
+    pub attributes: Option<std::sync::Arc<omen_format::segment::attributes::AttributeColumns>>,
 }
 
 impl Default for BuildOptions {
@@ -82,6 +85,7 @@ impl Default for BuildOptions {
             temp_dir: None,
             training_sample: 100_000,
             seed: 42,
+            attributes: None,
         }
     }
 }
@@ -161,6 +165,10 @@ fn budget_error(budget: usize, n: usize, needed: usize) -> EngineError {
 pub trait BuildRows<T>: Sync {
     /// Number of rows.
     fn len(&self) -> usize;
+    /// Whether there are no rows.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     /// Values per row.
     fn dim(&self) -> usize;
     /// Copies rows `first .. first + out.len() / dim()` into `out`.
@@ -243,6 +251,15 @@ pub fn build_segment<T: Widen + DatasetElement>(
             input.describe()
         ))
     })?;
+    if let Some(a) = &options.attributes
+        && a.len() != n
+    {
+        return Err(EngineError::InvalidArgument(format!(
+            "{} attribute rows for the {n} vectors of {}",
+            a.len(),
+            input.describe()
+        )));
+    }
     if n == 0 || u32::try_from(n).map_or(true, |n| n == u32::MAX) {
         return Err(EngineError::InvalidArgument(format!(
             "{}: a segment holds 1..{} vectors, the input has {n}",
@@ -435,6 +452,9 @@ pub fn build_segment<T: Widen + DatasetElement>(
         upper.levels() as u64,
         0,
     )?;
+    if let Some(a) = &options.attributes {
+        writer.write_attributes(&a.permuted(&perm.new_to_old)?)?;
+    }
     let path = writer.finish()?;
     let file_bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     timer.stop();
@@ -585,7 +605,7 @@ impl<T: Widen + DatasetElement> VectorSource<T> for Rows<'_, T> {
         self.0.dim()
     }
     fn read_rows(&self, first: usize, out: &mut [T]) -> Result<()> {
-        Ok(self.0.read_rows(first, out)?)
+        self.0.read_rows(first, out)
     }
 }
 

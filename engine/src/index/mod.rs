@@ -6,12 +6,16 @@
 //! neighbour list) packed into checksummed 4 KiB pages, ordered so that
 //! graph neighbours share pages. See SPEC.md §2.5 and §6.
 
+mod attach;
+mod attributes;
 pub mod build;
+mod filtered;
 mod node;
 mod pages;
 mod search;
 mod segment;
 
+pub use attach::attach_attributes;
 pub use build::{BuildOptions, BuildPhase, BuildReport, BuildRows, MemoryRows, build_segment};
 pub use node::NodeLayout;
 pub use segment::{FILTER_LIST_FACTOR, Segment};
@@ -40,6 +44,10 @@ pub struct SegmentOptions {
     pub io: IoMode,
     /// Most page reads in flight per searching thread.
     pub queue_depth: usize,
+    /// Bytes of RAM for attribute columns: columns are loaded at open, in
+    /// schema order, while their decoded size fits; the others are read
+    /// from the segment by each filtered query that needs them.
+    pub attribute_budget: usize,
 }
 
 impl Default for SegmentOptions {
@@ -47,6 +55,7 @@ impl Default for SegmentOptions {
         SegmentOptions {
             io: IoMode::Auto,
             queue_depth: 32,
+            attribute_budget: 256 << 20,
         }
     }
 }
@@ -103,4 +112,9 @@ pub struct QueryStats {
     pub code_distances: u32,
     /// Exact distances from full vectors.
     pub exact_distances: u32,
+    /// How the segment answered: unfiltered, or the filtered strategy its
+    /// planner chose (SPEC.md §7.3).
+    pub strategy: crate::filter::SearchStrategy,
+    /// Rows the filter was evaluated on.
+    pub filter_rows_tested: u32,
 }

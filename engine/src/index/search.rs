@@ -78,6 +78,12 @@ pub(crate) trait Acceptance {
     /// Whether any row can be rejected.
     const FILTERS: bool;
     fn accepts(&self, row: u32, id: u64) -> bool;
+    /// Whether `row` is accepted, when that is known from the row alone
+    /// (before its record is read): rejected candidates then do not count
+    /// towards the window from the moment they are scored by code.
+    fn known(&self, _row: u32) -> Option<bool> {
+        None
+    }
 }
 
 /// Every row qualifies: the plain search.
@@ -98,6 +104,19 @@ impl Acceptance for Filtered<'_> {
     const FILTERS: bool = true;
     fn accepts(&self, row: u32, id: u64) -> bool {
         self.0.accepts(row, id)
+    }
+}
+
+/// A compiled attribute filter: acceptance depends on the row only.
+pub(crate) struct ByRow<'a>(pub(crate) &'a crate::filter::CompiledFilter);
+
+impl Acceptance for ByRow<'_> {
+    const FILTERS: bool = true;
+    fn accepts(&self, row: u32, _: u64) -> bool {
+        self.0.matches(row as usize)
+    }
+    fn known(&self, row: u32) -> Option<bool> {
+        Some(self.0.matches(row as usize))
     }
 }
 
@@ -192,7 +211,8 @@ pub(crate) fn search<A: Acceptance>(
     }
     for e in entries {
         if scratch.visited.insert(e.id) {
-            insert(&mut scratch.list, window, e.id, e.distance, false);
+            let rejected = A::FILTERS && accept.known(e.id) == Some(false);
+            insert(&mut scratch.list, window, e.id, e.distance, rejected);
         }
     }
 
@@ -206,7 +226,15 @@ pub(crate) fn search<A: Acceptance>(
         if let Some(i) = free {
             let id = scratch.list[i].id;
             scratch.list[i].expanded = true;
-            expand(segment, scratch, id, window, &mut code_distance, &mut stats)?;
+            expand(
+                segment,
+                scratch,
+                id,
+                window,
+                accept,
+                &mut code_distance,
+                &mut stats,
+            )?;
             continue;
         }
         // Otherwise read the pages of the best `beam` unexpanded candidates.
@@ -261,11 +289,12 @@ pub(crate) fn search<A: Acceptance>(
 }
 
 /// Scores the neighbours of `id`, whose page group is cached.
-fn expand(
+fn expand<A: Acceptance>(
     segment: &Segment,
     scratch: &mut Scratch,
     id: u32,
     window: Window,
+    accept: &A,
     code_distance: &mut impl FnMut(u32, &mut QueryStats) -> f32,
     stats: &mut QueryStats,
 ) -> Result<()> {
@@ -277,7 +306,8 @@ fn expand(
         for n in node.neighbours() {
             if scratch.visited.insert(n) {
                 let d = code_distance(n, stats);
-                insert(&mut scratch.list, window, n, d, false);
+                let rejected = A::FILTERS && accept.known(n) == Some(false);
+                insert(&mut scratch.list, window, n, d, rejected);
             }
         }
         Ok(())

@@ -18,6 +18,7 @@ use omen_format::segment::{
 use omen_format::{ElementType, FormatError, Metric};
 use zerocopy::FromBytes;
 
+use super::attributes::SegmentAttributes;
 use super::node::{NodeLayout, NodeView};
 use super::pages::PageSource;
 use super::search::{AcceptAll, Filtered, Scratch, search};
@@ -51,6 +52,7 @@ pub struct Segment {
     upper: UpperLayers,
     pages: PageSource,
     scratch: Mutex<Vec<Scratch>>,
+    attributes: Option<SegmentAttributes>,
 }
 
 impl Segment {
@@ -174,6 +176,7 @@ impl Segment {
             ));
         }
 
+        let attributes = SegmentAttributes::open(file, options.attribute_budget)?;
         let pages = PageSource::open(path, options.io, options.queue_depth)?;
         if options.io == IoMode::Auto {
             tracing::debug!(path = %path.display(), mode = %pages.mode(), "segment opened");
@@ -192,6 +195,7 @@ impl Segment {
             upper,
             pages,
             scratch: Mutex::new(Vec::new()),
+            attributes,
         })
     }
 
@@ -246,7 +250,7 @@ impl Segment {
         self.with_scratch(|scratch| search(self, scratch, query, k, params, &accept, list_cap))
     }
 
-    fn with_scratch<T>(&self, f: impl FnOnce(&mut Scratch) -> T) -> T {
+    pub(crate) fn with_scratch<T>(&self, f: impl FnOnce(&mut Scratch) -> T) -> T {
         let mut scratch = self
             .scratch
             .lock()
@@ -354,7 +358,7 @@ impl Segment {
             .collect()
     }
 
-    fn check_query(&self, query: &[f32], k: usize) -> Result<()> {
+    pub(crate) fn check_query(&self, query: &[f32], k: usize) -> Result<()> {
         if query.len() != self.info.dimension as usize {
             return Err(EngineError::InvalidArgument(format!(
                 "query has {} dimensions, the segment {} has {}",
@@ -408,7 +412,17 @@ impl Segment {
     /// Bytes of RAM the segment holds for search: codes, quantizer model,
     /// upper layers. (Scratch and rings add a fixed amount per thread.)
     pub fn ram_bytes(&self) -> usize {
-        self.codes.len() + self.quantizer_bytes + self.upper.heap_bytes()
+        self.codes.len()
+            + self.quantizer_bytes
+            + self.upper.heap_bytes()
+            + self
+                .attributes
+                .as_ref()
+                .map_or(0, SegmentAttributes::ram_bytes)
+    }
+
+    pub(crate) fn attributes(&self) -> Option<&SegmentAttributes> {
+        self.attributes.as_ref()
     }
 
     pub(crate) fn quantizer(&self) -> &Quantizer {

@@ -108,7 +108,7 @@ pub fn decode_id_set(path: &Path, kind: IdSetKind, bytes: &[u8]) -> Result<Vec<u
 
 /// Writes `ids` (strictly ascending) to `path`, durably (AtomicFile).
 pub fn write_id_set(path: &Path, kind: IdSetKind, ids: &[u64]) -> Result<()> {
-    if ids.windows(2).any(|w| w[0] >= w[1]) {
+    if ids.iter().zip(ids.iter().skip(1)).any(|(a, b)| a >= b) {
         return Err(FormatError::InvalidArgument(format!(
             "{}: ids must be strictly ascending",
             path.display()

@@ -174,7 +174,13 @@ impl Manifest {
         for f in &mut fixed {
             *f = c.u64().ok_or_else(|| short(&c))?;
         }
-        let [generation, next_segment_id, flushed_lsn, wal_checkpoint, compactions] = fixed;
+        let [
+            generation,
+            next_segment_id,
+            flushed_lsn,
+            wal_checkpoint,
+            compactions,
+        ] = fixed;
         let dimension = c.u32().ok_or_else(|| short(&c))?;
         if dimension == 0 {
             return Err(corrupt(at(&c) - 4, "dimension 0".into()));
@@ -294,13 +300,12 @@ mod tests {
     use proptest::prelude::*;
 
     fn manifest() -> impl Strategy<Value = Manifest> {
-        let column = ("[a-z_]{1,8}", 1u8..=5, any::<bool>()).prop_map(|(name, ty, nullable)| {
-            ColumnSchema {
+        let column =
+            ("[a-z_]{1,8}", 1u8..=5, any::<bool>()).prop_map(|(name, ty, nullable)| ColumnSchema {
                 name,
                 ty: ColumnType::from_code(ty).unwrap(),
                 nullable,
-            }
-        });
+            });
         let segment = (any::<u64>(), 0u32..5, any::<u64>(), any::<u64>()).prop_map(
             |(vectors, tier, tombs, lsn)| {
                 let tombstones = if vectors == 0 { 0 } else { tombs % vectors };

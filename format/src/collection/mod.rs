@@ -54,7 +54,10 @@ pub enum CollectionFile {
     Wal(u64),
     Segment(u64),
     Ids(u64),
-    Tombstones { segment: u64, generation: u64 },
+    Tombstones {
+        segment: u64,
+        generation: u64,
+    },
     /// A `*.tmp` left by an interrupted atomic write.
     Temporary,
 }

@@ -127,10 +127,20 @@ pub fn encode_record(record: &WalRecord, out: &mut Vec<u8>) {
     }
     let payload_len = out.len() - start - FRAME_LEN;
     let len = payload_len as u32;
-    let sum = Checksum::of_seeded(out.get(start + FRAME_LEN..).unwrap_or_default(), u64::from(len)).0;
-    if let Some(frame) = out.get_mut(start..start + FRAME_LEN) {
-        frame[..4].copy_from_slice(&len.to_le_bytes());
-        frame[4..].copy_from_slice(&sum.to_le_bytes());
+    let sum = Checksum::of_seeded(
+        out.get(start + FRAME_LEN..).unwrap_or_default(),
+        u64::from(len),
+    )
+    .0;
+    let mut frame = [0u8; FRAME_LEN];
+    for (d, s) in frame
+        .iter_mut()
+        .zip(len.to_le_bytes().into_iter().chain(sum.to_le_bytes()))
+    {
+        *d = s;
+    }
+    if let Some(slot) = out.get_mut(start..start + FRAME_LEN) {
+        slot.copy_from_slice(&frame);
     }
 }
 
@@ -221,7 +231,7 @@ pub fn decode_payload(payload: &[u8]) -> std::result::Result<WalRecord, String> 
                 batch.vectors.extend(
                     bytes
                         .chunks_exact(4)
-                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+                        .filter_map(|b| b.try_into().ok().map(f32::from_le_bytes)),
                 );
                 for _ in 0..columns {
                     batch.values.push(decode_value(&mut c)?);
@@ -242,7 +252,10 @@ pub fn decode_payload(payload: &[u8]) -> std::result::Result<WalRecord, String> 
         other => return Err(format!("unknown operation {other}")),
     };
     if c.remaining() != 0 {
-        return Err(format!("{} unexpected bytes after the record", c.remaining()));
+        return Err(format!(
+            "{} unexpected bytes after the record",
+            c.remaining()
+        ));
     }
     Ok(WalRecord { lsn, op })
 }
@@ -300,7 +313,11 @@ pub fn scan(path: &Path, file_number: u64, bytes: &[u8], newest: bool) -> Result
         24,
     )?;
     if magic != WAL_MAGIC {
-        return Err(corrupt(0, "WAL file header", "not an OmenDB WAL file".into()));
+        return Err(corrupt(
+            0,
+            "WAL file header",
+            "not an OmenDB WAL file".into(),
+        ));
     }
     if version != WAL_VERSION {
         return Err(FormatError::IncompatibleVersion {
@@ -350,7 +367,11 @@ pub fn scan(path: &Path, file_number: u64, bytes: &[u8], newest: bool) -> Result
             if end >= rest.len() {
                 return torn(records);
             }
-            return Err(corrupt(at, "WAL record", format!("length {len} is impossible")));
+            return Err(corrupt(
+                at,
+                "WAL record",
+                format!("length {len} is impossible"),
+            ));
         }
         let payload = rest.get(FRAME_LEN..end).unwrap_or_default();
         let got = Checksum::of_seeded(payload, len as u64).0;
@@ -367,8 +388,7 @@ pub fn scan(path: &Path, file_number: u64, bytes: &[u8], newest: bool) -> Result
                 got,
             });
         }
-        let record =
-            decode_payload(payload).map_err(|reason| corrupt(at, "WAL record", reason))?;
+        let record = decode_payload(payload).map_err(|reason| corrupt(at, "WAL record", reason))?;
         if last_lsn.is_some_and(|l| record.lsn <= l) {
             return Err(corrupt(
                 at,
@@ -400,7 +420,9 @@ mod tests {
         prop_oneof![
             Just(Value::Null),
             any::<i64>().prop_map(Value::Int64),
-            any::<f64>().prop_filter("finite", |x| x.is_finite()).prop_map(Value::Float64),
+            any::<f64>()
+                .prop_filter("finite", |x| x.is_finite())
+                .prop_map(Value::Float64),
             any::<bool>().prop_map(Value::Bool),
             "[a-zé]{0,12}".prop_map(Value::Text),
             any::<i64>().prop_map(Value::Timestamp),

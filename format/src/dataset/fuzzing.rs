@@ -42,3 +42,20 @@ pub fn open_everything(dir: &Path, bytes: &[u8]) -> usize {
     }
     accepted
 }
+
+/// Parses `bytes` as a CSV and as a JSON-lines attribute side file, with
+/// inferred types and with every column declared text. Returns how many
+/// parses succeeded. Must never panic.
+pub fn parse_side_files(bytes: &[u8]) -> usize {
+    use super::side_file::{SideFormat, parse_side_file};
+    let label = Path::new("fuzz-input");
+    let mut accepted = 0;
+    for format in [SideFormat::Csv, SideFormat::JsonLines] {
+        if let Ok(columns) = parse_side_file(label, bytes, format, &[]) {
+            let cols = columns.columns();
+            assert_eq!(cols.len(), columns.schema().len());
+            accepted += 1;
+        }
+    }
+    accepted
+}

@@ -21,6 +21,7 @@ pub mod bigann;
 pub mod fuzzing;
 pub mod ground_truth;
 mod row_reader;
+pub mod side_file;
 pub mod texmex;
 mod vectors;
 

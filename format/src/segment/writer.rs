@@ -23,6 +23,7 @@ use super::attributes::{AttributeColumns, encode_section};
 use super::kind::SectionKind;
 use super::layout::*;
 use super::page::{RowLayout, seal_page};
+use super::reader::SegmentFile;
 use crate::atomic::AtomicFile;
 use crate::{ElementType, FormatError, Metric, Result};
 
@@ -114,6 +115,54 @@ impl SegmentWriter {
         };
         // Page 0 is reserved for the superblock, written last.
         writer.write_all(&[0u8; PAGE_SIZE])?;
+        Ok(writer)
+    }
+
+    /// Starts a segment at `path` that holds every section of `existing`,
+    /// copied byte for byte to the same offsets (so paged sections keep
+    /// their offset-seeded page checksums), ready for more sections: adding
+    /// attributes to a built index without rebuilding it. The copy gets a
+    /// fresh UUID and creation time.
+    pub fn extend(existing: &SegmentFile, path: impl AsRef<Path>) -> Result<Self> {
+        use std::os::unix::fs::FileExt;
+        let info = existing.info();
+        let mut header = SegmentHeader::new(
+            info.element_type,
+            info.metric,
+            info.dimension,
+            info.vector_count,
+        );
+        header.compat_features = info.compat_features;
+        header.incompat_features = info.incompat_features;
+        let mut writer = SegmentWriter::create(path, header)?;
+        let source = std::fs::File::open(existing.path())
+            .map_err(|e| FormatError::io(existing.path(), e))?;
+        let end = existing
+            .sections()
+            .last()
+            .map_or(PAGE_SIZE_U64, |s| s.offset + s.extent());
+        let mut buf = vec![0u8; 1 << 20];
+        let mut at = PAGE_SIZE_U64;
+        while at < end {
+            let n = (end - at).min(buf.len() as u64) as usize;
+            source
+                .read_exact_at(&mut buf[..n], at)
+                .map_err(|e| FormatError::io(existing.path(), e))?;
+            writer.write_all(&buf[..n])?;
+            at += n as u64;
+        }
+        for s in existing.sections() {
+            writer.entries.push(entry(
+                s.kind,
+                s.flags,
+                s.offset,
+                s.stored_len,
+                s.logical_len,
+                s.checksum,
+                s.items,
+                s.item_len,
+            ));
+        }
         Ok(writer)
     }
 

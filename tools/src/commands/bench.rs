@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Args;
+use omen_engine::filter::SearchStrategy;
 use omen_engine::index::{QueryStats, SearchParams, Segment, SegmentOptions};
 use omen_engine::io::IoMode;
 use omen_engine::vectors::Widen;
@@ -42,20 +43,31 @@ Examples:
   omen bench --segment d/index.omen --queries d/query.fbin --gt d/gt.ibin \\
       --sweep beam=1,2,4,8 --ef 64 --json
   omen bench --segment d/index.omen --queries d/query.fbin --gt d/gt.ibin \\
-      --sweep ef=10,20,40,80,160 --plot d/recall-qps.png";
+      --sweep ef=10,20,40,80,160 --plot d/recall-qps.png
+  omen bench --segment d/index.omen --queries d/query.fbin --gt d/gt.ibin \\
+      --filter 'clustered < 10000' --filter 'independent < 10000'
+
+--filter measures filtered search on a segment built with --attributes: \
+recall@k against exact filtered ground truth (computed here, by brute force), \
+QPS and reads, next to the unfiltered search and the naive post-filter \
+baseline (search 10·k, drop rejected rows).";
 
 /// Arguments of `omen bench`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct BenchArgs {
+    /// `omen bench ingest`: benchmark a collection's write path instead.
+    #[command(subcommand)]
+    pub mode: Option<BenchMode>,
     /// Segment to search.
-    #[arg(long)]
-    pub segment: PathBuf,
+    #[arg(long, required = true)]
+    pub segment: Option<PathBuf>,
     /// Query vectors.
-    #[arg(long)]
-    pub queries: PathBuf,
+    #[arg(long, required = true)]
+    pub queries: Option<PathBuf>,
     /// Exact ground truth for the queries (from `omen data gt`).
-    #[arg(long)]
-    pub gt: PathBuf,
+    #[arg(long, required = true)]
+    pub gt: Option<PathBuf>,
     /// Neighbours per query.
     #[arg(long, default_value_t = 10)]
     pub k: usize,
@@ -88,6 +100,25 @@ pub struct BenchArgs {
     /// Also draw recall@k against QPS for the sweep into this PNG file.
     #[arg(long, value_name = "FILE.png")]
     pub plot: Option<PathBuf>,
+    /// Filtered search: a predicate on the segment's attribute columns,
+    /// e.g. "category = 'shoes' AND price < 50" (=, <>, <, <=, >, >=, IN,
+    /// BETWEEN, IS NULL, AND, OR, NOT). Repeatable. Each is measured against
+    /// its own exact ground truth, next to the unfiltered search (first
+    /// setting of --sweep) and the post-filter baseline (over-fetch ×10).
+    #[arg(long, value_name = "PREDICATE")]
+    pub filter: Vec<String>,
+    /// With --filter: force a strategy (exact-scan or filtered-walk)
+    /// instead of the planner's choice, to measure the thresholds.
+    #[arg(long, value_parser = parse_strategy, requires = "filter")]
+    pub strategy: Option<SearchStrategy>,
+}
+
+fn parse_strategy(s: &str) -> std::result::Result<SearchStrategy, String> {
+    match s {
+        "exact-scan" => Ok(SearchStrategy::ExactScan),
+        "filtered-walk" => Ok(SearchStrategy::FilteredWalk),
+        other => Err(format!("{other:?}: expected exact-scan or filtered-walk")),
+    }
 }
 
 /// The measurements of one setting.
@@ -108,17 +139,35 @@ pub struct SweepRow {
     pub rss_bytes: u64,
 }
 
+/// Benchmarks other than a segment search sweep.
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchMode {
+    /// Durable ingest into a collection, with recall during and after.
+    #[command(long_about = super::ingest::LONG_ABOUT)]
+    Ingest(Box<super::ingest::IngestArgs>),
+}
+
 /// Runs `omen bench`.
 pub fn run(args: &BenchArgs) -> Result<()> {
+    if let Some(BenchMode::Ingest(ingest)) = &args.mode {
+        return super::ingest::run(ingest);
+    }
+    let (Some(segment_path), Some(queries_path), Some(gt_path)) =
+        (&args.segment, &args.queries, &args.gt)
+    else {
+        return Err(ToolError::Usage(
+            "omen bench needs --segment, --queries and --gt (or the ingest subcommand)".into(),
+        ));
+    };
     let segment = Segment::open(
-        &args.segment,
+        segment_path,
         &SegmentOptions {
             io: args.io,
             ..SegmentOptions::default()
         },
     )?;
-    let queries = read_queries(&args.queries)?;
-    let gt = GroundTruthFile::open(&args.gt)?;
+    let queries = read_queries(queries_path)?;
+    let gt = GroundTruthFile::open(gt_path)?;
     if args.plot.is_some() {
         // Fail before a long sweep, not after it.
         crate::plot::ensure_font()?;
@@ -136,7 +185,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         let info = segment.info();
         say!(
             "segment {} ({} × {} {}, {}), {} queries, k = {}, {} thread(s), I/O {}, RAM {:.1} B/vector",
-            args.segment.display(),
+            segment_path.display(),
             info.vector_count,
             info.dimension,
             info.element_type,
@@ -148,6 +197,20 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             segment.ram_bytes() as f64 / info.vector_count as f64
         );
         say!("{}", header());
+    }
+    if !args.filter.is_empty() {
+        let params = settings[0];
+        let row = measure(&segment, &queries, &gt, args.k, params, args.threads)?;
+        return super::bench_filter::run(
+            &segment,
+            &queries,
+            &args.filter,
+            args.k,
+            params,
+            args.threads,
+            args.strategy,
+            (row.recall, row.qps, row.pages),
+        );
     }
     let mut rows = Vec::with_capacity(settings.len());
     for params in settings {
@@ -161,8 +224,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     if let Some(path) = &args.plot {
         let info = segment.info();
-        let name = args
-            .segment
+        let name = segment_path
             .file_name()
             .map_or_else(|| "segment".into(), |n| n.to_string_lossy().into_owned());
         let title = format!(

@@ -14,6 +14,8 @@ use omen_engine::index::{BuildOptions, BuildPhase, BuildReport, build_segment};
 use omen_engine::quant::QuantizerKind;
 use omen_engine::vectors::Widen;
 use omen_format::Metric;
+use omen_format::attr::ColumnType;
+use omen_format::dataset::side_file::read_side_file;
 use omen_format::dataset::{AnyVectorFile, DatasetElement, VectorFile};
 
 use crate::progress::Progress;
@@ -37,7 +39,13 @@ fsynced; a failed build leaves nothing behind.
 Examples:
   omen-build --input data/synth-1m/base.fbin --metric l2 --out data/synth-1m/index.omen
   omen-build --input base.u8bin --metric cos --out idx.omen --R 48 --L 80 \\
-      --code pq32 --memory-budget 2GiB --threads 2";
+      --code pq32 --memory-budget 2GiB --threads 2
+  omen-build --input base.fbin --out idx.omen --attributes side.csv \\
+      --attr-types category:text,price:float64
+
+--attributes stores scalar columns for filtered search (omen bench --filter). \
+The side file has one row per vector in input order; its rows are stored in \
+the segment's node order.";
 
 /// Arguments of `omen-build`.
 #[derive(Debug, Args)]
@@ -85,6 +93,33 @@ pub struct BuildArgs {
     /// Seed of every random choice.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Attribute side file, one row per vector in input order: .csv (a
+    /// header row names the columns) or .jsonl (one JSON object per line).
+    /// Stored as the segment's attribute columns for filtered search.
+    #[arg(long, value_name = "FILE")]
+    pub attributes: Option<PathBuf>,
+    /// Types of side-file columns, overriding inference: name:type,...
+    /// (types: int64, float64, bool, text, timestamp).
+    #[arg(long, value_name = "NAME:TYPE,...", value_parser = parse_attr_types, requires = "attributes")]
+    pub attr_types: Option<AttrTypes>,
+}
+
+/// Declared side-file column types.
+#[derive(Debug, Clone, Default)]
+pub struct AttrTypes(pub Vec<(String, ColumnType)>);
+
+/// Parses `name:type,name:type`.
+pub fn parse_attr_types(s: &str) -> std::result::Result<AttrTypes, String> {
+    s.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|pair| {
+            let (name, ty) = pair
+                .split_once(':')
+                .ok_or_else(|| format!("{pair:?}: expected NAME:TYPE"))?;
+            Ok((name.trim().to_string(), ty.trim().parse::<ColumnType>()?))
+        })
+        .collect::<std::result::Result<_, String>>()
+        .map(AttrTypes)
 }
 
 /// Runs a build and prints its report.
@@ -140,7 +175,34 @@ pub fn build_quiet(args: &BuildArgs, quiet: bool) -> Result<BuildReport> {
 }
 
 fn build_with_pool(args: &BuildArgs, quiet: bool) -> Result<(BuildReport, usize)> {
+    let attributes = match &args.attributes {
+        Some(path) => {
+            let declared = args.attr_types.clone().unwrap_or_default().0;
+            let columns = read_side_file(path, &declared)?;
+            let schema: Vec<String> = columns
+                .schema()
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{} {}{}",
+                        c.name,
+                        c.ty,
+                        if c.nullable { "" } else { " not null" }
+                    )
+                })
+                .collect();
+            say!(
+                "attributes: {} rows from {}: {}",
+                columns.len(),
+                path.display(),
+                schema.join(", ")
+            );
+            Some(std::sync::Arc::new(columns))
+        }
+        None => None,
+    };
     let options = BuildOptions {
+        attributes,
         builder: args.builder,
         max_degree: args.r,
         list_size: args.l,

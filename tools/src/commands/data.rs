@@ -71,6 +71,45 @@ pub enum DataCommand {
     /// Validate a dataset or ground-truth file and print its shape.
     #[command(long_about = INFO_LONG)]
     Info(InfoArgs),
+    /// Generate attribute columns for a synthetic dataset (for filtered
+    /// search benchmarks).
+    #[command(long_about = ATTRS_LONG)]
+    Attrs(AttrsArgs),
+}
+
+const ATTRS_LONG: &str = "\
+Write an attribute side file (CSV) for a dataset made by `omen data synth` \
+with the same --n, --dim and --seed: one row per base vector, two int64 \
+columns, each a permutation of 0..n, so `column < s*n` matches exactly the \
+fraction s of the rows:
+
+  clustered    numbers the synthetic clusters one after another, in a random \
+order: a range selects whole clusters, so the matching rows sit together, \
+mostly far from a given query (the hard case for graph search);
+  independent  a random permutation, unrelated to the vectors.
+
+Example:
+  omen data synth --n 1M --dim 128 --out d1m
+  omen data attrs --n 1M --dim 128 --out d1m/attrs.csv
+  omen-build --input d1m/base.fbin --out d1m/index.omen --attributes d1m/attrs.csv
+  omen bench --segment d1m/index.omen --queries d1m/query.fbin --gt d1m/gt.ibin \\
+      --filter 'clustered < 10000' --filter 'independent < 10000'";
+
+/// Arguments of `omen data attrs`.
+#[derive(Debug, Args)]
+pub struct AttrsArgs {
+    /// Base vectors of the synthetic set (as given to `omen data synth`).
+    #[arg(long, value_parser = parse_count)]
+    pub n: u64,
+    /// Dimension of the synthetic set.
+    #[arg(long, default_value_t = 128)]
+    pub dim: usize,
+    /// Seed of the synthetic set.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Output CSV file.
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 /// Arguments of `omen data synth`.
@@ -158,7 +197,37 @@ pub fn run(cmd: DataCommand, quiet: bool) -> Result<()> {
         DataCommand::Synth(args) => synth(&args, quiet),
         DataCommand::Gt(args) => gt(&args, quiet),
         DataCommand::Info(args) => info(&args, quiet),
+        DataCommand::Attrs(args) => attrs(&args),
     }
+}
+
+fn attrs(args: &AttrsArgs) -> Result<()> {
+    use std::io::Write;
+    let (clustered, independent) =
+        omen_engine::synth_attributes::synth_attributes(args.seed, args.n, args.dim)?;
+    let file = std::fs::File::create(&args.out).map_err(|e| ToolError::io(&args.out, e))?;
+    let mut out = std::io::BufWriter::new(file);
+    let mut write = || -> std::io::Result<()> {
+        writeln!(out, "clustered,independent")?;
+        for (c, i) in clustered.iter().zip(&independent) {
+            writeln!(out, "{c},{i}")?;
+        }
+        out.flush()
+    };
+    write().map_err(|e| ToolError::io(&args.out, e))?;
+    say!(
+        "attributes: {} rows × 2 int64 columns (clustered, independent) → {}",
+        HumanCount(args.n),
+        args.out.display()
+    );
+    for s in [0.001, 0.01, 0.1, 0.5] {
+        let bound = (s * args.n as f64).round() as u64;
+        say!(
+            "  selectivity {:>5}%: --filter 'clustered < {bound}'  --filter 'independent < {bound}'",
+            s * 100.0
+        );
+    }
+    Ok(())
 }
 
 fn synth(args: &SynthArgs, quiet: bool) -> Result<()> {

@@ -99,8 +99,8 @@ fn crash_writer(args: &CrashWriterArgs) -> Result<()> {
         Collection::create(&args.dir, Schema::new(args.dim, Metric::L2), options)?
     };
     let dim = collection.schema().dimension;
-    let script = std::fs::read_to_string(&args.script)
-        .map_err(|e| ToolError::io(&args.script, e))?;
+    let script =
+        std::fs::read_to_string(&args.script).map_err(|e| ToolError::io(&args.script, e))?;
     for (line_no, line) in script.lines().enumerate() {
         let parts: Vec<&str> = line.split_whitespace().collect();
         match parts.as_slice() {

@@ -205,6 +205,8 @@ pub fn run(args: &DemoArgs, quiet: bool) -> Result<()> {
         threads: None,
         temp_dir: None,
         seed: args.seed,
+        attributes: None,
+        attr_types: None,
     };
     let report = build::build_quiet(&build_args, quiet)?;
     say!(

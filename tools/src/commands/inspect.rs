@@ -27,12 +27,14 @@ blocks), which reads the whole file.
 
 Examples:
   omen inspect data/synth-1m/index.omen
-  omen inspect --verify data/synth-1m/index.omen";
+  omen inspect --verify data/synth-1m/index.omen
+  omen inspect data/my-collection        (a collection directory: segments, \
+tombstones, WAL files, compaction state)";
 
 /// Arguments of `omen inspect`.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// The segment file.
+    /// The segment file, or a collection directory.
     pub path: PathBuf,
     /// Verify every checksum in the file, node pages included.
     #[arg(long)]
@@ -41,6 +43,9 @@ pub struct InspectArgs {
 
 /// Runs `omen inspect`.
 pub fn run(args: &InspectArgs) -> Result<()> {
+    if args.path.is_dir() {
+        return super::inspect_collection::run(&args.path);
+    }
     let verify = if args.verify {
         Verify::Full
     } else {

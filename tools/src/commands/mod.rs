@@ -4,12 +4,16 @@
 //! Invariant: argument structs hold only what the user typed; validation
 //! that needs files happens in the command, so `--help` never touches disk.
 
+pub mod attach;
 pub mod bench;
+pub mod bench_filter;
 pub mod build;
 pub mod data;
 pub mod debug;
 pub mod demo;
+pub mod ingest;
 pub mod inspect;
+pub mod inspect_collection;
 pub mod sql;
 
 use clap::{Parser, Subcommand};
@@ -67,6 +71,9 @@ pub enum Command {
     /// Describe a segment file's superblock, sections and index parameters.
     #[command(long_about = inspect::LONG_ABOUT)]
     Inspect(inspect::InspectArgs),
+    /// Add attribute columns to a built segment (for filtered search).
+    #[command(long_about = attach::LONG_ABOUT)]
+    Attach(attach::AttachArgs),
     /// Generate a small dataset, compute its ground truth and summarise it.
     #[command(long_about = demo::LONG_ABOUT)]
     Demo(demo::DemoArgs),
@@ -86,6 +93,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(args) => bench::run(&args),
         Command::Inspect(args) => inspect::run(&args),
         Command::Debug(cmd) => debug::run(cmd),
+        Command::Attach(args) => attach::run(&args),
         Command::Sql(args) => sql::run(&args),
     }
 }
