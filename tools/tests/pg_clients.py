@@ -156,9 +156,17 @@ def _():
         conn.execute("DELETE FROM docs WHERE id = 7")
         rows = conn.execute("SELECT id FROM docs ORDER BY embedding <-> %s LIMIT 1", (vecs[7],)).fetchall()
         assert rows[0][0] != 7
-        # Filtered search needs the engine's filtered search for collections;
-        # until it lands the server says so instead of post-filtering.
-        expect_error(conn, "SELECT id FROM docs WHERE category = 'a' ORDER BY embedding <-> %s LIMIT 5", (vecs[0],), "0A000")
+        # Filtered search: the engine's, with the WHERE pushed down.
+        rows = conn.execute(
+            "SELECT id, category, price FROM docs WHERE category = 'a' AND price < %s ORDER BY embedding <-> %s LIMIT 5",
+            (40.0, vecs[3])).fetchall()
+        assert len(rows) == 5 and all(r[1] == "a" and r[2] < 40 for r in rows), rows
+        candidates = [(i, vecs[i]) for i in range(0, 40, 2)] + [(100 + i, more[i]) for i in range(20)]
+        exact = sorted((float(np.linalg.norm(v - vecs[3])), i) for i, v in candidates)
+        assert [r[0] for r in rows] == [i for _, i in exact[:5]], (rows, exact[:5])
+        plan = "\n".join(r[0] for r in conn.execute(
+            "EXPLAIN SELECT id FROM docs WHERE category = 'a' ORDER BY embedding <-> %s LIMIT 5", (vecs[3],)).fetchall())
+        assert "Filter: category = 'a'" in plan and "strategy" in plan.lower(), plan
         conn.execute("DROP TABLE docs")
 
 

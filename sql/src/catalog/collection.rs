@@ -103,7 +103,7 @@ impl CollectionTable {
         match filter {
             None => Ok(()),
             Some(_) => Err(SqlError::unsupported(format!(
-                "WHERE on attribute columns of \"{}\" needs the engine's filtered search for collections, which this build does not have yet",
+                "count(*) with WHERE on \"{}\" is not supported; WHERE works with nearest-neighbour search (ORDER BY … LIMIT k)",
                 self.schema.name
             ))),
         }
@@ -139,10 +139,16 @@ impl Table for CollectionTable {
     }
 
     fn search(&self, request: &SearchRequest<'_>) -> Result<SearchOutcome> {
-        self.unfiltered(request.filter)?;
-        let hits = self
-            .collection
-            .search(request.query, request.k, &request.params)?;
+        let hits = match request.filter {
+            // The engine's filtered search over memtables and segments.
+            Some(f) => {
+                self.collection
+                    .search_filtered(request.query, request.k, f, &request.params)?
+            }
+            None => self
+                .collection
+                .search(request.query, request.k, &request.params)?,
+        };
         Ok(SearchOutcome {
             hits,
             stats: Default::default(),
@@ -150,7 +156,6 @@ impl Table for CollectionTable {
     }
 
     fn plan_search(&self, filter: Option<&Filter>) -> Result<SearchPlan> {
-        self.unfiltered(filter)?;
         let stats = self.collection.stats();
         let mut segments: Vec<SegmentDescription> = stats
             .segments
@@ -169,9 +174,12 @@ impl Table for CollectionTable {
             rows: stats.memtable_rows as u64,
             io: "memory, exact scan".into(),
         });
+        let filter_strategy = filter.map(|_| {
+            "engine filtered search: each segment picks exact scan or filtered walk from its column statistics; memtable rows tested exactly".to_string()
+        });
         Ok(SearchPlan {
             segments,
-            filter_strategy: None,
+            filter_strategy,
         })
     }
 

@@ -47,6 +47,14 @@ impl SegmentTable {
             ],
             metric: info.metric,
         };
+        let mut schema = schema;
+        // Attribute columns stored in the segment (omen-build --attributes).
+        for c in segment.attribute_schema() {
+            schema.columns.push(Column {
+                name: c.name.to_ascii_lowercase(),
+                kind: ColumnKind::Attribute(c.ty),
+            });
+        }
         Ok(SegmentTable {
             schema,
             segment,
@@ -78,7 +86,7 @@ impl SegmentTable {
 
     fn no_filters(&self) -> SqlError {
         SqlError::unsupported(format!(
-            "table \"{}\" is a bare segment without attribute columns; WHERE is supported on attribute columns of tables that have them",
+            "count(*) with WHERE on segment table \"{}\" is not supported; WHERE works with nearest-neighbour search (ORDER BY … LIMIT k)",
             self.schema.name
         ))
     }
@@ -90,27 +98,54 @@ impl Table for SegmentTable {
     }
 
     fn search(&self, request: &SearchRequest<'_>) -> Result<SearchOutcome> {
-        if request.filter.is_some() {
-            return Err(self.no_filters());
-        }
-        let (hits, stats) = self
-            .segment
-            .search(request.query, request.k, &request.params)?;
+        let (hits, stats) = match request.filter {
+            // The engine's filtered search: the filter runs inside the
+            // walk or scan it chooses, never after it.
+            Some(f) => {
+                self.segment
+                    .search_filtered(request.query, request.k, f, &request.params)?
+            }
+            None => self
+                .segment
+                .search(request.query, request.k, &request.params)?,
+        };
         Ok(SearchOutcome { hits, stats })
     }
 
     fn plan_search(&self, filter: Option<&Filter>) -> Result<SearchPlan> {
-        if filter.is_some() {
-            return Err(self.no_filters());
-        }
+        let filter_strategy = match filter {
+            None => None,
+            Some(f) => {
+                let p = self.segment.plan_filter(f)?;
+                let columns: Vec<String> = p
+                    .columns
+                    .iter()
+                    .map(|(c, ram)| {
+                        format!("{c} ({})", if *ram { "in RAM" } else { "read from disk" })
+                    })
+                    .collect();
+                Some(format!(
+                    "{} (estimated selectivity {:.4}: ~{:.0} of {} rows; columns {})",
+                    p.strategy,
+                    p.selectivity,
+                    p.estimated_rows(),
+                    p.rows,
+                    columns.join(", ")
+                ))
+            }
+        };
         Ok(SearchPlan {
             segments: vec![SegmentDescription {
                 path: self.segment.path().to_path_buf(),
                 rows: self.segment.info().vector_count,
                 io: self.segment.io_mode().to_string(),
             }],
-            filter_strategy: None,
+            filter_strategy,
         })
+    }
+
+    fn returns_attributes(&self) -> bool {
+        false
     }
 
     fn count(&self, filter: Option<&Filter>) -> Result<u64> {
