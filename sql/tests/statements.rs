@@ -369,3 +369,84 @@ fn collections_take_writes() {
     ok("DROP TABLE items", &mut s);
     assert!(!dir.path().join("items").exists());
 }
+
+/// A segment built with attribute columns: WHERE goes to the engine's
+/// filtered search, every hit satisfies it, and EXPLAIN names the strategy.
+#[test]
+fn segment_attributes_filter_inside_the_search() {
+    use omen_format::attr::{ColumnSchema, ColumnType, Value};
+    use omen_format::segment::attributes::AttributeColumns;
+    let dir = tempfile::tempdir().unwrap();
+    let v = vectors();
+    let ids: Vec<u64> = (0..N as u64).collect();
+    let schema = vec![
+        ColumnSchema {
+            name: "category".into(),
+            ty: ColumnType::Text,
+            nullable: false,
+        },
+        ColumnSchema {
+            name: "price".into(),
+            ty: ColumnType::Float64,
+            nullable: false,
+        },
+    ];
+    let category = |i: usize| if i % 3 == 0 { "a" } else { "b" };
+    let price = |i: usize| (i % 100) as f64;
+    let mut cols = AttributeColumns::new(schema).unwrap();
+    for i in 0..N {
+        cols.push_row(&[Value::Text(category(i).into()), Value::Float64(price(i))])
+            .unwrap();
+    }
+    let options = BuildOptions {
+        max_degree: 16,
+        list_size: 32,
+        upper_degree: 8,
+        attributes: Some(Arc::new(cols)),
+        ..BuildOptions::default()
+    };
+    let path = dir.path().join("shop.omen");
+    build_segment(
+        &MemoryRows {
+            dim: DIM,
+            vectors: &v,
+            ids: &ids,
+            label: "test",
+        },
+        Metric::L2,
+        &path,
+        &options,
+        &|_, _, _| {},
+    )
+    .unwrap();
+    let catalog = Arc::new(Catalog::new());
+    catalog.put(Arc::new(
+        SegmentTable::open("shop", &path, &SegmentOptions::default()).unwrap(),
+    ));
+    let exec = Executor::new(catalog, true);
+    let mut s = Session::default();
+    let q = Datum::Vector(query());
+    let got = rows(run(&exec, &mut s, "SELECT id, embedding <-> $1 FROM shop WHERE category = 'a' AND price < 50 ORDER BY embedding <-> $1 LIMIT 5", vec![q.clone()]).unwrap());
+    assert_eq!(got.len(), 5);
+    for r in &got {
+        let Datum::Int(id) = r[0] else {
+            panic!("{r:?}")
+        };
+        assert_eq!(category(id as usize), "a", "{r:?}");
+        assert!(price(id as usize) < 50.0, "{r:?}");
+    }
+    let plan = rows(
+        run(
+            &exec,
+            &mut s,
+            "EXPLAIN SELECT id FROM shop WHERE category = 'a' ORDER BY embedding <-> $1 LIMIT 5",
+            vec![q],
+        )
+        .unwrap(),
+    );
+    let text: String = plan.iter().map(|r| r[0].to_string() + "\n").collect();
+    assert!(
+        text.contains("Filter: category = 'a'") && text.contains("estimated selectivity"),
+        "{text}"
+    );
+}

@@ -50,6 +50,15 @@ impl SegmentTable {
         let mut schema = schema;
         // Attribute columns stored in the segment (omen-build --attributes).
         for c in segment.attribute_schema() {
+            // An attribute named like the id or vector column stays
+            // reachable only through the engine; SQL names the built-in one.
+            if schema
+                .columns
+                .iter()
+                .any(|x| x.name.eq_ignore_ascii_case(&c.name))
+            {
+                continue;
+            }
             schema.columns.push(Column {
                 name: c.name.to_ascii_lowercase(),
                 kind: ColumnKind::Attribute(c.ty),
