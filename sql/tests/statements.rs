@@ -391,7 +391,7 @@ fn segment_attributes_filter_inside_the_search() {
             nullable: false,
         },
     ];
-    let category = |i: usize| if i % 3 == 0 { "a" } else { "b" };
+    let category = |i: usize| if i.is_multiple_of(3) { "a" } else { "b" };
     let price = |i: usize| (i % 100) as f64;
     let mut cols = AttributeColumns::new(schema).unwrap();
     for i in 0..N {
