@@ -17,7 +17,7 @@ const BUFFER_BYTES: usize = 1 << 20;
 
 /// A file under construction.
 #[derive(Debug)]
-pub(crate) struct AtomicFile {
+pub struct AtomicFile {
     path: PathBuf,
     tmp: PathBuf,
     out: Option<BufWriter<File>>,
@@ -26,7 +26,7 @@ pub(crate) struct AtomicFile {
 
 impl AtomicFile {
     /// Starts `<path>.tmp`, replacing any leftover from an earlier crash.
-    pub(crate) fn create(path: &Path) -> Result<Self> {
+    pub fn create(path: &Path) -> Result<Self> {
         let mut name: OsString = path
             .file_name()
             .ok_or_else(|| {
@@ -53,7 +53,7 @@ impl AtomicFile {
     }
 
     /// Appends `bytes`.
-    pub(crate) fn write(&mut self, bytes: &[u8]) -> Result<()> {
+    pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
         let Some(out) = self.out.as_mut() else {
             return Err(self.closed());
         };
@@ -67,7 +67,7 @@ impl AtomicFile {
 
     /// Overwrites `bytes` at `offset` (headers whose counts are known only
     /// at the end), makes the file durable and renames it into place.
-    pub(crate) fn commit(mut self, patches: &[(u64, &[u8])]) -> Result<u64> {
+    pub fn commit(mut self, patches: &[(u64, &[u8])]) -> Result<u64> {
         let out = self.out.take().ok_or_else(|| self.closed())?;
         let tmp = self.tmp.clone();
         let io = |e: std::io::Error| FormatError::io(&tmp, e);

@@ -25,7 +25,7 @@ compile_error!(
     "OmenDB maps little-endian files straight into memory and supports only little-endian hosts"
 );
 
-pub(crate) mod atomic;
+pub mod atomic;
 pub mod attr;
 pub mod checksum;
 pub mod collection;

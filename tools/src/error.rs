@@ -17,6 +17,10 @@ pub enum ToolError {
     #[error(transparent)]
     Engine(#[from] omen_engine::EngineError),
 
+    /// SQL: parsing, planning, executing or serving failed.
+    #[error(transparent)]
+    Sql(#[from] omen_sql::SqlError),
+
     /// I/O outside the format layer (creating directories, temp dirs).
     #[error("{path}: {source}")]
     Io {

@@ -45,10 +45,18 @@ fn build_larger_than_the_budget_stays_within_it() {
         .output()
         .unwrap();
     assert!(synth.status.success(), "{}", text(&synth.stderr));
-    let before = children_peak_rss_mib();
-    assert!(before < 40.0, "synth itself peaked at {before:.1} MiB");
-
     let budget_mib = 40.0;
+    // The peak below is the largest of all children, synth included. A
+    // synth peak under the asserted bound cannot make the check pass
+    // wrongly: an omen-build above the bound still raises the maximum
+    // above it. (The `omen` binary now links the SQL shell, which adds
+    // about 1 MiB of baseline RSS; synth peaks near 40 MiB.)
+    let before = children_peak_rss_mib();
+    assert!(
+        before < budget_mib + SLACK_MIB,
+        "synth itself peaked at {before:.1} MiB"
+    );
+
     let out = Command::new(env!("CARGO_BIN_EXE_omen-build"))
         .args([
             "-q",

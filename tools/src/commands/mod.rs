@@ -14,6 +14,7 @@ pub mod demo;
 pub mod ingest;
 pub mod inspect;
 pub mod inspect_collection;
+pub mod sql;
 
 use clap::{Parser, Subcommand};
 
@@ -37,6 +38,7 @@ Examples:
   omen bench --segment data/synth-1m/index.omen --queries data/synth-1m/query.fbin \\
       --gt data/synth-1m/gt.ibin --k 10 --sweep ef=10,20,40,80
   omen inspect --verify data/synth-1m/index.omen
+  omen sql data/synth-1m -c \"SELECT count(*) FROM index\"
 
 Set RUST_LOG=debug for diagnostics. Exit status: 0 success, 1 error, 2 usage.";
 
@@ -75,6 +77,9 @@ pub enum Command {
     /// Generate a small dataset, compute its ground truth and summarise it.
     #[command(long_about = demo::LONG_ABOUT)]
     Demo(demo::DemoArgs),
+    /// An interactive SQL shell on a data directory (pgvector SQL, like psql).
+    #[command(long_about = sql::LONG_ABOUT)]
+    Sql(sql::SqlArgs),
     /// Helpers for tests (crash writer); not a stable interface.
     #[command(subcommand, hide = true)]
     Debug(debug::DebugCommand),
@@ -89,5 +94,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Inspect(args) => inspect::run(&args),
         Command::Debug(cmd) => debug::run(cmd),
         Command::Attach(args) => attach::run(&args),
+        Command::Sql(args) => sql::run(&args),
     }
 }

@@ -1,0 +1,209 @@
+//! A bare segment built by omen-build, served read-only.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use omen_engine::filter::Filter;
+use omen_engine::index::{Segment, SegmentOptions};
+
+use super::{
+    Column, ColumnKind, Row, SearchOutcome, SearchPlan, SearchRequest, SegmentDescription, Table,
+    TableSchema,
+};
+use crate::{Result, SqlError};
+
+/// Above this many rows a scan reads the file sequentially instead of
+/// row by row.
+const RANDOM_READ_ROWS: usize = 256;
+
+/// A segment as a table. Ids are the ids the segment stores (row numbers
+/// for segments built from a vector file).
+#[derive(Debug)]
+pub struct SegmentTable {
+    schema: TableSchema,
+    segment: Segment,
+    row_of: Mutex<Option<Arc<HashMap<u64, u32>>>>,
+}
+
+impl SegmentTable {
+    /// Opens `path` as table `name`.
+    pub fn open(name: &str, path: &Path, options: &SegmentOptions) -> Result<Self> {
+        let segment = Segment::open(path, options)?;
+        let info = segment.info();
+        let schema = TableSchema {
+            name: name.to_string(),
+            columns: vec![
+                Column {
+                    name: "id".into(),
+                    kind: ColumnKind::Id,
+                },
+                Column {
+                    name: "embedding".into(),
+                    kind: ColumnKind::Vector {
+                        dim: info.dimension as usize,
+                    },
+                },
+            ],
+            metric: info.metric,
+        };
+        let mut schema = schema;
+        // Attribute columns stored in the segment (omen-build --attributes).
+        for c in segment.attribute_schema() {
+            // An attribute named like the id or vector column stays
+            // reachable only through the engine; SQL names the built-in one.
+            if schema
+                .columns
+                .iter()
+                .any(|x| x.name.eq_ignore_ascii_case(&c.name))
+            {
+                continue;
+            }
+            schema.columns.push(Column {
+                name: c.name.to_ascii_lowercase(),
+                kind: ColumnKind::Attribute(c.ty),
+            });
+        }
+        Ok(SegmentTable {
+            schema,
+            segment,
+            row_of: Mutex::new(None),
+        })
+    }
+
+    /// Id → row number. Rows are stored in graph order, not id order, so
+    /// the map is built by one sequential scan the first time an id is
+    /// looked up (12 bytes per row), then kept.
+    fn row_numbers(&self) -> Result<Arc<HashMap<u64, u32>>> {
+        let mut slot = self.row_of.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(map) = slot.as_ref() {
+            return Ok(map.clone());
+        }
+        let mut map = HashMap::with_capacity(self.segment.len());
+        self.segment.scan_rows(|row, id, _| {
+            map.insert(id, row);
+            Ok(())
+        })?;
+        let map = Arc::new(map);
+        *slot = Some(map.clone());
+        Ok(map)
+    }
+
+    pub fn segment(&self) -> &Segment {
+        &self.segment
+    }
+
+    fn no_filters(&self) -> SqlError {
+        SqlError::unsupported(format!(
+            "count(*) with WHERE on segment table \"{}\" is not supported; WHERE works with nearest-neighbour search (ORDER BY … LIMIT k)",
+            self.schema.name
+        ))
+    }
+}
+
+impl Table for SegmentTable {
+    fn schema(&self) -> &TableSchema {
+        &self.schema
+    }
+
+    fn search(&self, request: &SearchRequest<'_>) -> Result<SearchOutcome> {
+        let (hits, stats) = match request.filter {
+            // The engine's filtered search: the filter runs inside the
+            // walk or scan it chooses, never after it.
+            Some(f) => {
+                self.segment
+                    .search_filtered(request.query, request.k, f, &request.params)?
+            }
+            None => self
+                .segment
+                .search(request.query, request.k, &request.params)?,
+        };
+        Ok(SearchOutcome { hits, stats })
+    }
+
+    fn plan_search(&self, filter: Option<&Filter>) -> Result<SearchPlan> {
+        let filter_strategy = match filter {
+            None => None,
+            Some(f) => {
+                let p = self.segment.plan_filter(f)?;
+                let columns: Vec<String> = p
+                    .columns
+                    .iter()
+                    .map(|(c, ram)| {
+                        format!("{c} ({})", if *ram { "in RAM" } else { "read from disk" })
+                    })
+                    .collect();
+                Some(format!(
+                    "{} (estimated selectivity {:.4}: ~{:.0} of {} rows; columns {})",
+                    p.strategy,
+                    p.selectivity,
+                    p.estimated_rows(),
+                    p.rows,
+                    columns.join(", ")
+                ))
+            }
+        };
+        Ok(SearchPlan {
+            segments: vec![SegmentDescription {
+                path: self.segment.path().to_path_buf(),
+                rows: self.segment.info().vector_count,
+                io: self.segment.io_mode().to_string(),
+            }],
+            filter_strategy,
+        })
+    }
+
+    fn returns_attributes(&self) -> bool {
+        false
+    }
+
+    fn count(&self, filter: Option<&Filter>) -> Result<u64> {
+        if filter.is_some() {
+            return Err(self.no_filters());
+        }
+        Ok(self.segment.info().vector_count)
+    }
+
+    fn rows(&self, ids: &[u64]) -> Result<Vec<Row>> {
+        let rows = self.row_numbers()?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let Some(&row) = rows.get(id) else { continue };
+            let (stored, vector) = self.segment.read_row(row)?;
+            out.push(Row {
+                id: stored,
+                vector,
+                values: Vec::new(),
+            });
+        }
+        Ok(out)
+    }
+
+    fn scan(&self, limit: usize) -> Result<Vec<Row>> {
+        let n = limit.min(self.segment.len());
+        if n <= RANDOM_READ_ROWS {
+            return (0..n as u32)
+                .map(|r| {
+                    let (id, vector) = self.segment.read_row(r)?;
+                    Ok(Row {
+                        id,
+                        vector,
+                        values: Vec::new(),
+                    })
+                })
+                .collect();
+        }
+        let mut out = Vec::with_capacity(n);
+        self.segment.scan_rows(|_, id, v| {
+            if out.len() < n {
+                out.push(Row {
+                    id,
+                    vector: v.to_vec(),
+                    values: Vec::new(),
+                });
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+}
