@@ -104,3 +104,21 @@ impl FormatError {
         )
     }
 }
+
+/// `err`'s message followed by each cause not already quoted in it: errors
+/// that embed their source in their own message (`path: cause`) would
+/// otherwise print the cause twice. Every crate's user-facing error text
+/// (the command line, the SQL server's error responses) goes through this.
+pub fn render_chain(err: &dyn std::error::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
+}

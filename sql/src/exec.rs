@@ -521,20 +521,8 @@ pub fn statement_kind(stmt: &Statement) -> String {
     }
 }
 
-/// `err`'s message followed by each cause not already quoted in it.
-pub fn render(err: &dyn std::error::Error) -> String {
-    let mut message = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = cause.source();
-    }
-    message
-}
+/// `err`'s message with its causes (see [`omen_format::error::render_chain`]).
+pub use omen_format::error::render_chain as render;
 
 /// `COPY t [(cols)] FROM STDIN [WITH (FORMAT text|binary)]`.
 fn copy_in(stmt: &Statement) -> Result<Outcome> {

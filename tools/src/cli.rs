@@ -4,7 +4,6 @@
 //! Exit codes: 0 success; 1 an error (bad input, corrupt file, I/O); 2 a
 //! usage error (clap) or a command that is not implemented yet.
 
-use std::error::Error;
 use std::process::ExitCode;
 
 use crate::ToolError;
@@ -24,22 +23,7 @@ pub fn init_tracing() {
         .try_init();
 }
 
-/// `err`'s message followed by each cause not already quoted in it.
-/// Errors that embed their source in their own message (`path: cause`)
-/// would otherwise print the cause twice.
-pub fn render_error(err: &dyn Error) -> String {
-    let mut message = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = cause.source();
-    }
-    message
-}
+pub use omen_format::error::render_chain as render_error;
 
 /// Runs a command body: initialises logging, prints an error as
 /// `error: <message>` and maps it to exit code 1.

@@ -234,7 +234,8 @@ pub mod fuzzing {
     use omen_format::Metric;
     use omen_format::attr::ColumnType;
 
-    fn schema() -> TableSchema {
+    /// `t (id, embedding vector(2), tag text)`, l2.
+    pub(super) fn schema() -> TableSchema {
         TableSchema {
             name: "t".into(),
             columns: vec![
@@ -270,31 +271,9 @@ pub mod fuzzing {
 
 #[cfg(test)]
 mod tests {
-    use super::fuzzing::copy_data;
+    use super::fuzzing::{copy_data, schema};
     use super::*;
     use proptest::prelude::*;
-
-    fn schema() -> TableSchema {
-        use crate::catalog::Column;
-        TableSchema {
-            name: "t".into(),
-            columns: vec![
-                Column {
-                    name: "id".into(),
-                    kind: ColumnKind::Id,
-                },
-                Column {
-                    name: "embedding".into(),
-                    kind: ColumnKind::Vector { dim: 2 },
-                },
-                Column {
-                    name: "tag".into(),
-                    kind: ColumnKind::Attribute(omen_format::attr::ColumnType::Text),
-                },
-            ],
-            metric: omen_format::Metric::L2,
-        }
-    }
 
     #[test]
     fn text_format_rows() {
