@@ -358,6 +358,25 @@ fn collections_take_writes() {
         rows(ok("SELECT count(*) FROM items", &mut s)),
         vec![vec![Datum::Int(2)]]
     );
+    // Row 3 has price 9 and a NULL category: NULL never matches.
+    assert_eq!(
+        rows(ok("SELECT count(*) FROM items WHERE price < 10", &mut s)),
+        vec![vec![Datum::Int(2)]]
+    );
+    assert_eq!(
+        rows(ok(
+            "SELECT count(*) FROM items WHERE category = 'a' OR category IS NULL",
+            &mut s
+        )),
+        vec![vec![Datum::Int(2)]]
+    );
+    assert_eq!(
+        rows(ok(
+            "SELECT count(*) FROM items WHERE category <> 'a'",
+            &mut s
+        )),
+        vec![vec![Datum::Int(0)]]
+    );
     let dup = run(
         &exec,
         &mut s,
@@ -449,4 +468,28 @@ fn segment_attributes_filter_inside_the_search() {
         text.contains("Filter: category = 'a'") && text.contains("estimated selectivity"),
         "{text}"
     );
+    // count(*) evaluates the filter on the segment's columns.
+    let want = (0..N)
+        .filter(|&i| category(i) == "a" && price(i) < 50.0)
+        .count();
+    assert_eq!(
+        rows(ok_on(
+            &exec,
+            "SELECT count(*) FROM shop WHERE category = 'a' AND price < 50",
+            &mut s
+        )),
+        vec![vec![Datum::Int(want as i64)]]
+    );
+    assert_eq!(
+        rows(ok_on(
+            &exec,
+            "SELECT count(*) FROM shop WHERE price > 1000",
+            &mut s
+        )),
+        vec![vec![Datum::Int(0)]]
+    );
+}
+
+fn ok_on(exec: &Executor, sql: &str, s: &mut Session) -> Outcome {
+    run(exec, s, sql, vec![]).unwrap()
 }

@@ -319,6 +319,20 @@ impl Collection {
         self.len() == 0
     }
 
+    /// Live rows whose attributes satisfy `filter` (SQL semantics, as in
+    /// [`Collection::search_filtered`]). Like [`Collection::len`], a full
+    /// scan. Fails, naming the column, on an unknown column or a literal
+    /// of the wrong type.
+    pub fn count_matching(&self, filter: &Filter) -> Result<u64> {
+        let columns = &self.inner.schema.columns;
+        crate::filter::check(filter, columns)?;
+        let mut n = 0u64;
+        self.inner.scan_live(&mut |_, _, values| {
+            n += u64::from(row_filter::eval(filter, columns, values) == Some(true));
+        })?;
+        Ok(n)
+    }
+
     /// The state `omen inspect` prints.
     pub fn stats(&self) -> CollectionStats {
         self.inner.stats()

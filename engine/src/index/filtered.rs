@@ -53,6 +53,15 @@ impl Segment {
         })
     }
 
+    /// Rows matching `filter`: none when the column statistics prove it,
+    /// else the filter evaluated on every row's attributes (no page reads).
+    pub fn count_matching(&self, filter: &Filter) -> Result<u64> {
+        if self.plan_filter(filter)?.strategy == SearchStrategy::NoMatch {
+            return Ok(0);
+        }
+        Ok(self.compile_filter(filter)?.matching_rows().len() as u64)
+    }
+
     /// Binds `filter` to this segment's columns (reading any that are not
     /// resident), ready to evaluate row by row.
     pub fn compile_filter(&self, filter: &Filter) -> Result<CompiledFilter> {

@@ -99,16 +99,6 @@ impl CollectionTable {
         })
     }
 
-    fn unfiltered(&self, filter: Option<&Filter>) -> Result<()> {
-        match filter {
-            None => Ok(()),
-            Some(_) => Err(SqlError::unsupported(format!(
-                "count(*) with WHERE on \"{}\" is not supported; WHERE works with nearest-neighbour search (ORDER BY … LIMIT k)",
-                self.schema.name
-            ))),
-        }
-    }
-
     fn flat(&self, rows: &[Row]) -> Result<(Vec<u64>, Vec<f32>, Vec<Value>)> {
         let (_, dim) = self.schema.vector_column();
         let mut ids = Vec::with_capacity(rows.len());
@@ -184,8 +174,10 @@ impl Table for CollectionTable {
     }
 
     fn count(&self, filter: Option<&Filter>) -> Result<u64> {
-        self.unfiltered(filter)?;
-        Ok(self.collection.len() as u64)
+        match filter {
+            None => Ok(self.collection.len() as u64),
+            Some(f) => Ok(self.collection.count_matching(f)?),
+        }
     }
 
     fn rows(&self, ids: &[u64]) -> Result<Vec<Row>> {

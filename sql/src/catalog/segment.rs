@@ -11,7 +11,7 @@ use super::{
     Column, ColumnKind, Row, SearchOutcome, SearchPlan, SearchRequest, SegmentDescription, Table,
     TableSchema,
 };
-use crate::{Result, SqlError};
+use crate::Result;
 
 /// Above this many rows a scan reads the file sequentially instead of
 /// row by row.
@@ -92,13 +92,6 @@ impl SegmentTable {
     pub fn segment(&self) -> &Segment {
         &self.segment
     }
-
-    fn no_filters(&self) -> SqlError {
-        SqlError::unsupported(format!(
-            "count(*) with WHERE on segment table \"{}\" is not supported; WHERE works with nearest-neighbour search (ORDER BY … LIMIT k)",
-            self.schema.name
-        ))
-    }
 }
 
 impl Table for SegmentTable {
@@ -158,10 +151,10 @@ impl Table for SegmentTable {
     }
 
     fn count(&self, filter: Option<&Filter>) -> Result<u64> {
-        if filter.is_some() {
-            return Err(self.no_filters());
+        match filter {
+            None => Ok(self.segment.info().vector_count),
+            Some(f) => Ok(self.segment.count_matching(f)?),
         }
-        Ok(self.segment.info().vector_count)
     }
 
     fn rows(&self, ids: &[u64]) -> Result<Vec<Row>> {
