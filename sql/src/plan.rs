@@ -236,13 +236,6 @@ pub fn plan_query(
             )));
         }
         let (outputs, columns) = plan_outputs(select, &schema, None, &noop)?;
-        if !table.returns_attributes() && outputs.iter().any(|o| matches!(o, Output::Attribute(_)))
-        {
-            return Err(SqlError::unsupported(format!(
-                "selecting attribute columns of segment table \"{}\" is not supported yet (select id and embedding)",
-                schema.name
-            )));
-        }
         return Ok(Plan::Scan(Scan {
             table,
             ids,
@@ -297,12 +290,6 @@ pub fn plan_query(
     }
 
     let (outputs, columns) = plan_outputs(select, &schema, Some((op, query_expr)), &noop)?;
-    if !table.returns_attributes() && outputs.iter().any(|o| matches!(o, Output::Attribute(_))) {
-        return Err(SqlError::unsupported(format!(
-            "selecting attribute columns of segment table \"{}\" is not supported yet (filter on them in WHERE; select id, embedding and distances)",
-            schema.name
-        )));
-    }
     let k = limit.saturating_add(offset);
     if k == 0 {
         return Err(SqlError::invalid("LIMIT must be at least 1"));

@@ -468,6 +468,31 @@ fn segment_attributes_filter_inside_the_search() {
         text.contains("Filter: category = 'a'") && text.contains("estimated selectivity"),
         "{text}"
     );
+    // Attribute columns are returned per row, after a search and by id.
+    let got = rows(ok_on(
+        &exec,
+        "SELECT id, category, price FROM shop WHERE price >= 90 ORDER BY embedding <-> '[0,0,0,0,0,0,0,0]' LIMIT 3",
+        &mut s,
+    ));
+    assert_eq!(got.len(), 3);
+    for r in &got {
+        let Datum::Int(id) = r[0] else {
+            panic!("{r:?}")
+        };
+        assert_eq!(r[1], Datum::Text(category(id as usize).into()), "{r:?}");
+        assert_eq!(r[2], Datum::Float(price(id as usize)), "{r:?}");
+    }
+    assert_eq!(
+        rows(ok_on(
+            &exec,
+            "SELECT category, price FROM shop WHERE id = 7",
+            &mut s
+        )),
+        vec![vec![
+            Datum::Text(category(7).into()),
+            Datum::Float(price(7))
+        ]]
+    );
     // count(*) evaluates the filter on the segment's columns.
     let want = (0..N)
         .filter(|&i| category(i) == "a" && price(i) < 50.0)

@@ -6,18 +6,19 @@
 
 use std::collections::HashMap;
 
+use omen_format::Value;
 use omen_format::segment::layout::{PAGE_PAYLOAD, PAGE_SIZE};
 use omen_format::segment::verify_page;
 
 use super::search::{Acceptance, ByRow, search};
 use super::segment::Segment;
 use super::{Hit, QueryStats, RowFilter, SearchParams};
-use crate::Result;
 use crate::distance::Kernels;
 use crate::filter::{
     CompiledFilter, EXACT_SCAN_RERANK_FACTOR, Filter, FilterPlan, SearchStrategy, check, choose,
     compile, selectivity,
 };
+use crate::{EngineError, Result};
 
 /// Candidate-list cap of the filtered walk, as a multiple of `ef / s`: the
 /// window holds `ef` matching or unread candidates, so about `ef / s`
@@ -28,6 +29,33 @@ impl Segment {
     /// The attribute columns, in order; empty when the segment has none.
     pub fn attribute_schema(&self) -> Vec<omen_format::attr::ColumnSchema> {
         self.attributes().map(|a| a.schema()).unwrap_or_default()
+    }
+
+    /// The attribute values of `rows` (row numbers, as [`Segment::read_row`]
+    /// takes), each in schema order; empty when the segment has no
+    /// attributes. Columns beyond the RAM budget are read once per call.
+    pub fn attribute_rows(&self, rows: &[u32]) -> Result<Vec<Vec<Value>>> {
+        let Some(attributes) = self.attributes() else {
+            return Ok(vec![Vec::new(); rows.len()]);
+        };
+        if let Some(&row) = rows.iter().find(|&&r| r as usize >= self.len()) {
+            return Err(EngineError::InvalidArgument(format!(
+                "row {row} of {}, which has {} rows",
+                self.path().display(),
+                self.len()
+            )));
+        }
+        let all: Vec<usize> = (0..attributes.schema().len()).collect();
+        let columns = attributes.columns_for(&all)?;
+        Ok(rows
+            .iter()
+            .map(|&row| {
+                columns
+                    .iter()
+                    .map(|c| c.as_ref().map_or(Value::Null, |c| c.value(row as usize)))
+                    .collect()
+            })
+            .collect())
     }
 
     /// How this segment would answer `filter`, without searching: the

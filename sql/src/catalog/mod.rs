@@ -153,12 +153,6 @@ pub trait Table: Send + Sync + std::fmt::Debug {
     /// Up to `limit` rows, in storage order.
     fn scan(&self, limit: usize) -> Result<Vec<Row>>;
 
-    /// Whether [`Table::rows`] and [`Table::scan`] return attribute
-    /// values (segments do not expose them per row yet).
-    fn returns_attributes(&self) -> bool {
-        true
-    }
-
     /// Whether writes are possible at all.
     fn writable(&self) -> bool {
         false

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use omen_engine::filter::Filter;
 use omen_engine::index::{Segment, SegmentOptions};
+use omen_format::Value;
 
 use super::{
     Column, ColumnKind, Row, SearchOutcome, SearchPlan, SearchRequest, SegmentDescription, Table,
@@ -23,6 +24,8 @@ const RANDOM_READ_ROWS: usize = 256;
 pub struct SegmentTable {
     schema: TableSchema,
     segment: Segment,
+    /// The segment's column index of each SQL attribute column, in order.
+    attribute_columns: Vec<usize>,
     row_of: Mutex<Option<Arc<HashMap<u64, u32>>>>,
 }
 
@@ -49,7 +52,8 @@ impl SegmentTable {
         };
         let mut schema = schema;
         // Attribute columns stored in the segment (omen-build --attributes).
-        for c in segment.attribute_schema() {
+        let mut attribute_columns = Vec::new();
+        for (index, c) in segment.attribute_schema().into_iter().enumerate() {
             // An attribute named like the id or vector column stays
             // reachable only through the engine; SQL names the built-in one.
             if schema
@@ -63,10 +67,12 @@ impl SegmentTable {
                 name: c.name.to_ascii_lowercase(),
                 kind: ColumnKind::Attribute(c.ty),
             });
+            attribute_columns.push(index);
         }
         Ok(SegmentTable {
             schema,
             segment,
+            attribute_columns,
             row_of: Mutex::new(None),
         })
     }
@@ -87,6 +93,33 @@ impl SegmentTable {
         let map = Arc::new(map);
         *slot = Some(map.clone());
         Ok(map)
+    }
+
+    /// Rows by row number, with their vectors and attribute values.
+    fn read_rows(&self, rows: &[u32]) -> Result<Vec<Row>> {
+        let values = self.values_of(rows)?;
+        rows.iter()
+            .zip(values)
+            .map(|(&row, values)| {
+                let (id, vector) = self.segment.read_row(row)?;
+                Ok(Row { id, vector, values })
+            })
+            .collect()
+    }
+
+    /// The SQL attribute columns' values of `rows`.
+    fn values_of(&self, rows: &[u32]) -> Result<Vec<Vec<Value>>> {
+        Ok(self
+            .segment
+            .attribute_rows(rows)?
+            .into_iter()
+            .map(|all| {
+                self.attribute_columns
+                    .iter()
+                    .map(|&c| all.get(c).cloned().unwrap_or(Value::Null))
+                    .collect()
+            })
+            .collect())
     }
 
     pub fn segment(&self) -> &Segment {
@@ -146,10 +179,6 @@ impl Table for SegmentTable {
         })
     }
 
-    fn returns_attributes(&self) -> bool {
-        false
-    }
-
     fn count(&self, filter: Option<&Filter>) -> Result<u64> {
         match filter {
             None => Ok(self.segment.info().vector_count),
@@ -158,33 +187,15 @@ impl Table for SegmentTable {
     }
 
     fn rows(&self, ids: &[u64]) -> Result<Vec<Row>> {
-        let rows = self.row_numbers()?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            let Some(&row) = rows.get(id) else { continue };
-            let (stored, vector) = self.segment.read_row(row)?;
-            out.push(Row {
-                id: stored,
-                vector,
-                values: Vec::new(),
-            });
-        }
-        Ok(out)
+        let map = self.row_numbers()?;
+        let rows: Vec<u32> = ids.iter().filter_map(|id| map.get(id).copied()).collect();
+        self.read_rows(&rows)
     }
 
     fn scan(&self, limit: usize) -> Result<Vec<Row>> {
         let n = limit.min(self.segment.len());
         if n <= RANDOM_READ_ROWS {
-            return (0..n as u32)
-                .map(|r| {
-                    let (id, vector) = self.segment.read_row(r)?;
-                    Ok(Row {
-                        id,
-                        vector,
-                        values: Vec::new(),
-                    })
-                })
-                .collect();
+            return self.read_rows(&(0..n as u32).collect::<Vec<_>>());
         }
         let mut out = Vec::with_capacity(n);
         self.segment.scan_rows(|_, id, v| {
@@ -197,6 +208,10 @@ impl Table for SegmentTable {
             }
             Ok(())
         })?;
+        let values = self.values_of(&(0..out.len() as u32).collect::<Vec<_>>())?;
+        for (row, values) in out.iter_mut().zip(values) {
+            row.values = values;
+        }
         Ok(out)
     }
 }
