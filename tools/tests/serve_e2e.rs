@@ -271,8 +271,11 @@ fn psql_and_psycopg_against_real_servers() {
 
     // SIGTERM: a graceful exit with status 0.
     let mut ro_server = ro_server;
-    // SAFETY: kill(2) on our own child's pid.
-    assert_eq!(unsafe { libc::kill(ro_server.pid(), libc::SIGTERM) }, 0);
+    let sent = Command::new("kill")
+        .args(["-TERM", &ro_server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -TERM failed: {sent}");
     let status = ro_server.child.wait().unwrap();
     assert!(status.success(), "{status}");
     let mut rest = String::new();
