@@ -254,6 +254,18 @@ fn expected_type(schema: &TableSchema, name: &str) -> SqlType {
     }
 }
 
+/// The columns an INSERT's values fill, in order: those it names, else all.
+fn insert_targets(ins: &Insert, schema: &TableSchema) -> Vec<String> {
+    if ins.columns.is_empty() {
+        schema.columns.iter().map(|c| c.name.clone()).collect()
+    } else {
+        ins.columns
+            .iter()
+            .map(|c| c.to_string().replace('"', ""))
+            .collect()
+    }
+}
+
 fn insert(ctx: &WriteContext<'_>, ins: &Insert) -> Result<Outcome> {
     let TableObject::TableName(name) = &ins.table else {
         return Err(SqlError::unsupported("INSERT INTO a table name"));
@@ -265,14 +277,7 @@ fn insert(ctx: &WriteContext<'_>, ins: &Insert) -> Result<Outcome> {
     }
     let table = ctx.catalog.get(&table_name(name))?;
     let schema = table.schema().clone();
-    let targets: Vec<String> = if ins.columns.is_empty() {
-        schema.columns.iter().map(|c| c.name.clone()).collect()
-    } else {
-        ins.columns
-            .iter()
-            .map(|c| c.to_string().replace('"', ""))
-            .collect()
-    };
+    let targets = insert_targets(ins, &schema);
     let Some(SetExpr::Values(values)) = ins.source.as_ref().map(|q| q.body.as_ref()) else {
         return Err(SqlError::unsupported(
             "INSERT supports VALUES (…), (…); not INSERT … SELECT",
@@ -413,14 +418,7 @@ pub fn describe(catalog: &Catalog, stmt: &Statement, params: &Params, session: &
                 return;
             };
             let schema = table.schema();
-            let targets: Vec<String> = if ins.columns.is_empty() {
-                schema.columns.iter().map(|c| c.name.clone()).collect()
-            } else {
-                ins.columns
-                    .iter()
-                    .map(|c| c.to_string().replace('"', ""))
-                    .collect()
-            };
+            let targets = insert_targets(ins, schema);
             if let Some(SetExpr::Values(values)) = ins.source.as_ref().map(|q| q.body.as_ref()) {
                 for row in &values.rows {
                     for (t, x) in targets.iter().zip(&row.content) {

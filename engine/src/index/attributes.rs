@@ -15,6 +15,10 @@ use crate::Result;
 #[derive(Debug)]
 pub(crate) struct SegmentAttributes {
     head: AttributeHead,
+    /// The head's schema and statistics, gathered once: every filtered
+    /// query plans against them.
+    schema: Vec<ColumnSchema>,
+    stats: Vec<ColumnStats>,
     /// Columns held in RAM, by column index.
     resident: Vec<Option<Arc<Column>>>,
     file: SegmentFile<File>,
@@ -41,6 +45,8 @@ impl SegmentAttributes {
             }
         }
         Ok(Some(SegmentAttributes {
+            schema: head.schema(),
+            stats: head.columns.iter().map(|c| c.stats.clone()).collect(),
             head,
             resident,
             file,
@@ -48,12 +54,12 @@ impl SegmentAttributes {
         }))
     }
 
-    pub(crate) fn schema(&self) -> Vec<ColumnSchema> {
-        self.head.schema()
+    pub(crate) fn schema(&self) -> &[ColumnSchema] {
+        &self.schema
     }
 
-    pub(crate) fn stats(&self) -> Vec<ColumnStats> {
-        self.head.columns.iter().map(|c| c.stats.clone()).collect()
+    pub(crate) fn stats(&self) -> &[ColumnStats] {
+        &self.stats
     }
 
     pub(crate) fn is_resident(&self, col: usize) -> bool {

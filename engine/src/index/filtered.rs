@@ -28,7 +28,11 @@ const WALK_LIST_SLACK: f64 = 4.0;
 impl Segment {
     /// The attribute columns, in order; empty when the segment has none.
     pub fn attribute_schema(&self) -> Vec<omen_format::attr::ColumnSchema> {
-        self.attributes().map(|a| a.schema()).unwrap_or_default()
+        self.columns().to_vec()
+    }
+
+    fn columns(&self) -> &[omen_format::attr::ColumnSchema] {
+        self.attributes().map_or(&[], |a| a.schema())
     }
 
     /// The attribute values of `rows` (row numbers, as [`Segment::read_row`]
@@ -63,10 +67,10 @@ impl Segment {
     /// live. Fails, naming the column, on an unknown column or a literal of
     /// the wrong type.
     pub fn plan_filter(&self, filter: &Filter) -> Result<FilterPlan> {
-        let schema = self.attribute_schema();
-        let used = check(filter, &schema)?;
-        let stats = self.attributes().map(|a| a.stats()).unwrap_or_default();
-        let s = selectivity(filter, &schema, &stats);
+        let schema = self.columns();
+        let used = check(filter, schema)?;
+        let stats = self.attributes().map_or(&[][..], |a| a.stats());
+        let s = selectivity(filter, schema, stats);
         Ok(FilterPlan {
             rows: self.len() as u64,
             selectivity: s,
@@ -93,13 +97,13 @@ impl Segment {
     /// Binds `filter` to this segment's columns (reading any that are not
     /// resident), ready to evaluate row by row.
     pub fn compile_filter(&self, filter: &Filter) -> Result<CompiledFilter> {
-        let schema = self.attribute_schema();
-        let used = check(filter, &schema)?;
+        let schema = self.columns();
+        let used = check(filter, schema)?;
         let columns = match self.attributes() {
             Some(a) => a.columns_for(&used)?,
             None => Vec::new(),
         };
-        compile(filter, &schema, columns, self.len())
+        compile(filter, schema, columns, self.len())
     }
 
     /// The `k` nearest rows of `query` among those matching `filter`,
@@ -114,7 +118,7 @@ impl Segment {
         params: &SearchParams,
     ) -> Result<(Vec<Hit>, QueryStats)> {
         let plan = self.plan_filter(filter)?;
-        self.filtered(query, k, filter, params, plan.strategy, None)
+        self.filtered(query, k, filter, params, &plan, None)
     }
 
     /// [`Segment::search_filtered`] among the rows that `also` accepts too:
@@ -131,7 +135,7 @@ impl Segment {
         also: &dyn RowFilter,
     ) -> Result<(Vec<Hit>, QueryStats)> {
         let plan = self.plan_filter(filter)?;
-        self.filtered(query, k, filter, params, plan.strategy, Some(also))
+        self.filtered(query, k, filter, params, &plan, Some(also))
     }
 
     /// [`Segment::search_filtered`] with the strategy forced: for
@@ -144,7 +148,11 @@ impl Segment {
         params: &SearchParams,
         strategy: SearchStrategy,
     ) -> Result<(Vec<Hit>, QueryStats)> {
-        self.filtered(query, k, filter, params, strategy, None)
+        let plan = FilterPlan {
+            strategy,
+            ..self.plan_filter(filter)?
+        };
+        self.filtered(query, k, filter, params, &plan, None)
     }
 
     fn filtered(
@@ -153,29 +161,28 @@ impl Segment {
         k: usize,
         filter: &Filter,
         params: &SearchParams,
-        strategy: SearchStrategy,
+        plan: &FilterPlan,
         also: Option<&dyn RowFilter>,
     ) -> Result<(Vec<Hit>, QueryStats)> {
         self.check_query(query, k)?;
+        if plan.strategy == SearchStrategy::NoMatch {
+            // Proven by the statistics: no column is read.
+            return Ok((
+                Vec::new(),
+                QueryStats {
+                    strategy: plan.strategy,
+                    ..QueryStats::default()
+                },
+            ));
+        }
         let compiled = self.compile_filter(filter)?;
         let accept = ByRow {
             filter: &compiled,
             also,
         };
-        match strategy {
-            SearchStrategy::NoMatch => Ok((
-                Vec::new(),
-                QueryStats {
-                    strategy,
-                    ..QueryStats::default()
-                },
-            )),
+        match plan.strategy {
             SearchStrategy::ExactScan => self.exact_scan(query, k, &accept, params),
-            SearchStrategy::FilteredWalk | SearchStrategy::Unfiltered => {
-                let stats = self.attributes().map(|a| a.stats()).unwrap_or_default();
-                let s = selectivity(filter, &self.attribute_schema(), &stats).max(1e-6);
-                self.filtered_walk(query, k, &accept, params, s)
-            }
+            _ => self.filtered_walk(query, k, &accept, params, plan.selectivity.max(1e-6)),
         }
     }
 
