@@ -88,6 +88,7 @@ fn recall_for_every_metric_and_element_type() {
         beam_width: 4,
         upper_ef: 8,
         stop_permille: SearchParams::default().stop_permille,
+        rerank: 0,
     };
     for metric in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
         let cases: Vec<(ElementType, f64)> = vec![
@@ -147,6 +148,7 @@ fn exact_when_ef_covers_the_whole_dataset() {
             upper_ef: 8,
             // The early stop would end the search before it covers the set.
             stop_permille: None,
+            rerank: 0,
         };
         for (q, query) in queries.iter().enumerate() {
             let (found, stats) = segment.search(query, 10, &params).unwrap();
@@ -212,6 +214,103 @@ fn early_stop_reads_less_and_keeps_recall() {
         "{stop_recall} vs {full_recall}"
     );
     assert!(stop_recall >= 0.9 && tight_recall <= stop_recall + 1e-9);
+}
+
+#[test]
+fn rerank_adds_one_round_and_never_loses_what_the_walk_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, queries, gt) = fixture::<f32>(
+        dir.path(),
+        ElementType::F32,
+        Metric::L2,
+        4000,
+        32,
+        &small_options(),
+    );
+    // Through mmap pages arrive in request order, so the walk is the same
+    // in both searches (with io_uring, completion order can change which
+    // candidates a full list keeps).
+    let segment = Segment::open(
+        &path,
+        &SegmentOptions {
+            io: IoMode::Mmap,
+            ..SegmentOptions::default()
+        },
+    )
+    .unwrap();
+    // A tight walk (the stop at the k-th distance itself) leaves good
+    // candidates unread, which is what the rerank batch is for.
+    let walk = SearchParams {
+        ef: 16,
+        stop_permille: Some(1),
+        ..SearchParams::default()
+    };
+    let reranked = SearchParams { rerank: 40, ..walk };
+    assert_eq!(SearchParams::default().rerank, 0, "off by default");
+    for query in &queries {
+        let (plain, before) = segment.search(query, 10, &walk).unwrap();
+        let (more, after) = segment.search(query, 10, &reranked).unwrap();
+        // The walk is the same; the batch adds at most one round and at
+        // most `rerank` pages, and only adds exact distances.
+        assert!(
+            after.rounds == before.rounds || after.rounds == before.rounds + 1,
+            "{before:?} vs {after:?}"
+        );
+        assert!(after.pages_read >= before.pages_read);
+        assert!(after.pages_read - before.pages_read <= 40);
+        assert_eq!(after.code_distances, before.code_distances);
+        assert_eq!(more.len(), plain.len());
+        for (m, p) in more.iter().zip(&plain) {
+            assert!(m.distance <= p.distance, "{m:?} vs {p:?}");
+        }
+    }
+    let r0 = recall(&segment, &queries, &gt, &walk);
+    let r40 = recall(&segment, &queries, &gt, &reranked);
+    eprintln!("tight walk: recall@10 {r0:.3}, with rerank 40: {r40:.3}");
+    assert!(r40 > r0, "rerank 40: {r40} vs {r0}");
+}
+
+#[test]
+fn rerank_over_every_scored_node_gives_the_exact_top_k() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 400;
+    let (path, queries, gt) = fixture::<f32>(
+        dir.path(),
+        ElementType::F32,
+        Metric::L2,
+        n,
+        16,
+        &small_options(),
+    );
+    let segment = Segment::open(&path, &SegmentOptions::default()).unwrap();
+    let walk = SearchParams {
+        ef: 10,
+        beam_width: 1,
+        stop_permille: Some(1),
+        ..SearchParams::default()
+    };
+    let exact = |params: &SearchParams| {
+        queries
+            .iter()
+            .enumerate()
+            .filter(|&(q, query)| {
+                let (found, _) = segment.search(query, 10, params).unwrap();
+                let ids: Vec<i32> = found.iter().map(|h| h.id as i32).collect();
+                ids == gt.ids(q)
+            })
+            .count()
+    };
+    let walk_exact = exact(&walk);
+    let all_exact = exact(&SearchParams {
+        rerank: n as usize,
+        ..walk
+    });
+    eprintln!(
+        "exact top-10: {walk_exact} of {} by the walk, {all_exact} with rerank {n}",
+        queries.len()
+    );
+    assert!(walk_exact < queries.len(), "the walk alone must miss some");
+    assert_eq!(all_exact, queries.len());
 }
 
 #[test]

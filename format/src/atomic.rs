@@ -67,8 +67,23 @@ impl AtomicFile {
 
     /// Overwrites `bytes` at `offset` (headers whose counts are known only
     /// at the end), makes the file durable and renames it into place.
+    ///
+    /// On failure (a full disk often shows only here, when the buffer is
+    /// flushed) the temporary file is removed, as on drop.
     pub fn commit(mut self, patches: &[(u64, &[u8])]) -> Result<u64> {
         let out = self.out.take().ok_or_else(|| self.closed())?;
+        match self.finish(out, patches) {
+            Ok(()) => Ok(self.written),
+            Err(e) => {
+                // Best effort, as in drop; after a successful rename there
+                // is nothing left to remove.
+                let _ = std::fs::remove_file(&self.tmp);
+                Err(e)
+            }
+        }
+    }
+
+    fn finish(&self, out: BufWriter<File>, patches: &[(u64, &[u8])]) -> Result<()> {
         let tmp = self.tmp.clone();
         let io = |e: std::io::Error| FormatError::io(&tmp, e);
         let mut file = out.into_inner().map_err(|e| io(e.into_error()))?;
@@ -88,7 +103,7 @@ impl AtomicFile {
         File::open(&dir)
             .and_then(|d| d.sync_all())
             .map_err(|e| FormatError::io(&dir, e))?;
-        Ok(self.written)
+        Ok(())
     }
 
     fn closed(&self) -> FormatError {

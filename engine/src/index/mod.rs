@@ -80,6 +80,15 @@ pub struct SearchParams {
     /// caps recall near 0.93 at 1M (benches/RESULTS.md). The bound trusts the
     /// codes: for 1-bit codes, which misjudge distances by more, use `None`.
     pub stop_permille: Option<u32>,
+    /// Rerank depth: before returning, the search makes sure that the
+    /// `rerank` nodes with the best code distances among all it scored have
+    /// exact distances. Those whose pages the walk did not read are read in
+    /// one final batch (one round at full queue depth, no expansion), so a
+    /// true neighbour that the codes ranked well but the walk's list or
+    /// early stop left unread can still be returned. `0` (the default)
+    /// returns the best exact distances the walk read, as before the knob.
+    /// Costs at most one extra round and up to `rerank` extra pages.
+    pub rerank: usize,
 }
 
 impl Default for SearchParams {
@@ -89,6 +98,7 @@ impl Default for SearchParams {
             beam_width: 4,
             upper_ef: 8,
             stop_permille: Some(100),
+            rerank: 0,
         }
     }
 }

@@ -160,6 +160,10 @@ pub(crate) struct Scratch {
     widened: Vec<f32>,
     batch_groups: Vec<u64>,
     batch_offsets: Vec<u64>,
+    /// Every node scored by code, with its estimate, when the search has a
+    /// rerank depth (otherwise left empty).
+    scored: Vec<(f32, u32)>,
+    keep_scored: bool,
 }
 
 impl Scratch {
@@ -171,6 +175,7 @@ impl Scratch {
         self.results.clear();
         self.batch_groups.clear();
         self.batch_offsets.clear();
+        self.scored.clear();
     }
 }
 
@@ -193,6 +198,7 @@ pub(crate) fn search<A: Acceptance>(
     list_cap: usize,
 ) -> Result<(Vec<Hit>, QueryStats)> {
     scratch.reset();
+    scratch.keep_scored = params.rerank > 0;
     let mut stats = QueryStats::default();
     let ef = params.ef.max(k).max(1);
     let window = Window {
@@ -245,6 +251,9 @@ pub(crate) fn search<A: Acceptance>(
     }
     for e in entries {
         if scratch.visited.insert(e.id) {
+            if scratch.keep_scored {
+                scratch.scored.push((e.distance, e.id));
+            }
             let rejected = A::FILTERS && accept.known(e.id) == Some(false);
             insert(&mut scratch.list, window, e.id, e.distance, rejected);
         }
@@ -308,7 +317,19 @@ pub(crate) fn search<A: Acceptance>(
         }
     }
 
-    // 3. Rerank: the k best exact distances among everything read.
+    // 3. Rerank: read what the walk left unread among the best by code,
+    // then take the k best exact distances among everything read.
+    if params.rerank > 0 {
+        read_best_unread(
+            segment,
+            scratch,
+            query,
+            window,
+            accept,
+            params.rerank,
+            &mut stats,
+        )?;
+    }
     let results = &mut scratch.results;
     results.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
     let hits = results
@@ -320,6 +341,41 @@ pub(crate) fn search<A: Acceptance>(
         })
         .collect();
     Ok((hits, stats))
+}
+
+/// Reads, in one batch, the page groups of the `depth` nodes with the best
+/// code distances that the walk scored but did not read (skipping rows a
+/// filter known by row rejects), so that all of them have exact distances.
+fn read_best_unread<A: Acceptance>(
+    segment: &Segment,
+    scratch: &mut Scratch,
+    query: &[f32],
+    window: Window,
+    accept: &A,
+    depth: usize,
+    stats: &mut QueryStats,
+) -> Result<()> {
+    let scored = &mut scratch.scored;
+    if A::BY_ROW {
+        scored.retain(|&(_, id)| accept.known(id) != Some(false));
+    }
+    if scored.len() > depth {
+        scored.select_nth_unstable_by(depth - 1, |a, b| a.0.total_cmp(&b.0));
+        scored.truncate(depth);
+    }
+    scratch.batch_groups.clear();
+    for &(_, id) in scored.iter() {
+        let group = segment.group_of(id);
+        if !scratch.cached.contains_key(&group) {
+            scratch.batch_groups.push(group);
+        }
+    }
+    scratch.batch_groups.sort_unstable();
+    scratch.batch_groups.dedup();
+    if scratch.batch_groups.is_empty() {
+        return Ok(());
+    }
+    read_groups(segment, scratch, query, window, accept, stats)
 }
 
 /// Scores the neighbours of `id`, whose page group is cached.
@@ -340,6 +396,9 @@ fn expand<A: Acceptance>(
         for n in node.neighbours() {
             if scratch.visited.insert(n) {
                 let d = code_distance(n, stats);
+                if scratch.keep_scored {
+                    scratch.scored.push((d, n));
+                }
                 let rejected = A::FILTERS && accept.known(n) == Some(false);
                 insert(&mut scratch.list, window, n, d, rejected);
             }

@@ -25,8 +25,11 @@ print recall@k against exact ground truth, queries per second, latency \
 percentiles, disk reads and bytes per query, resident memory and the I/O path.
 
 --sweep names one knob and its values: ef (candidate list size), beam (pages \
-read per round) or upper (entry candidates from the RAM layers). The other \
-knobs take --ef, --beam and --upper.
+read per round), upper (entry candidates from the RAM layers), stop (early \
+stop in thousandths of the k-th distance; 0 turns it off) or rerank (how many \
+of the best nodes by code distance must have exact distances before a query \
+returns; the unread ones are read in one final batch). The other knobs take \
+--ef, --beam, --upper, --stop and --rerank.
 
 With --io auto (the default) node pages are read with io_uring and O_DIRECT, \
 bypassing the page cache, so every setting runs cold; --io mmap reads through \
@@ -42,6 +45,8 @@ Examples:
       --k 10 --sweep ef=10,20,40,80,160 --threads 1
   omen bench --segment d/index.omen --queries d/query.fbin --gt d/gt.ibin \\
       --sweep beam=1,2,4,8 --ef 64 --json
+  omen bench --segment d/index.omen --queries d/query.fbin --gt d/gt.ibin \\
+      --sweep rerank=0,10,20,40 --stop 65
   omen bench --segment d/index.omen --queries d/query.fbin --gt d/gt.ibin \\
       --sweep ef=10,20,40,80,160 --plot d/recall-qps.png
   omen bench --segment d/index.omen --queries d/query.fbin --gt d/gt.ibin \\
@@ -88,6 +93,11 @@ pub struct BenchArgs {
     /// (use 0 for segments built with 1-bit codes).
     #[arg(long, default_value_t = SearchParams::default().stop_permille.unwrap_or(0))]
     pub stop: u32,
+    /// Rerank depth: the best this many nodes by code distance get exact
+    /// distances before a query returns (unread ones in one final batch of
+    /// reads); 0 returns what the walk read.
+    #[arg(long, default_value_t = SearchParams::default().rerank)]
+    pub rerank: usize,
     /// Searching threads.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
@@ -177,6 +187,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         beam_width: args.beam,
         upper_ef: args.upper,
         stop_permille: (args.stop > 0).then_some(args.stop),
+        rerank: args.rerank,
     };
     let settings = parse_sweep(&args.sweep, base)?;
     // The first line of a run: what is searched, how, and what RAM it holds.
@@ -263,6 +274,8 @@ pub fn plot_sweep(
         "beam" => Some(p.beam_width),
         "upper" => Some(p.upper_ef),
         "ef" => Some(p.ef),
+        "stop" => Some(p.stop_permille.unwrap_or(0) as usize),
+        "rerank" => Some(p.rerank),
         _ => None,
     };
     let series = crate::plot::Series {
@@ -282,10 +295,12 @@ pub fn plot_sweep(
 /// The column header of [`table_row`].
 pub fn header() -> String {
     format!(
-        "{:>5} {:>4} {:>5} {:>8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>7} {:>8}",
+        "{:>5} {:>4} {:>5} {:>4} {:>6} {:>8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>7} {:>8}",
         "ef",
         "beam",
         "upper",
+        "stop",
+        "rerank",
         "recall",
         "QPS",
         "mean ms",
@@ -302,10 +317,12 @@ pub fn header() -> String {
 /// One line of the table.
 pub fn table_row(r: &SweepRow) -> String {
     format!(
-        "{:>5} {:>4} {:>5} {:>8.4} {:>9.1} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>7.1} {:>9.1} {:>7.1} {:>8.1}",
+        "{:>5} {:>4} {:>5} {:>4} {:>6} {:>8.4} {:>9.1} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>7.1} {:>9.1} {:>7.1} {:>8.1}",
         r.params.ef,
         r.params.beam_width,
         r.params.upper_ef,
+        r.params.stop_permille.unwrap_or(0),
+        r.params.rerank,
         r.recall,
         r.qps,
         r.mean_ms,
@@ -321,12 +338,14 @@ pub fn table_row(r: &SweepRow) -> String {
 
 fn json(r: &SweepRow, k: usize, io: IoMode) -> String {
     format!(
-        "{{\"ef\":{},\"beam\":{},\"upper\":{},\"k\":{k},\"recall\":{:.5},\"qps\":{:.2},\"mean_ms\":{:.4},\
+        "{{\"ef\":{},\"beam\":{},\"upper\":{},\"stop\":{},\"rerank\":{},\"k\":{k},\"recall\":{:.5},\"qps\":{:.2},\"mean_ms\":{:.4},\
          \"p50_ms\":{:.4},\"p95_ms\":{:.4},\"p99_ms\":{:.4},\"reads_per_query\":{:.2},\"bytes_per_query\":{:.0},\
          \"rounds\":{:.2},\"code_distances\":{:.1},\"exact_distances\":{:.1},\"rss_bytes\":{},\"io\":\"{io}\"}}",
         r.params.ef,
         r.params.beam_width,
         r.params.upper_ef,
+        r.params.stop_permille.unwrap_or(0),
+        r.params.rerank,
         r.recall,
         r.qps,
         r.mean_ms,
@@ -447,20 +466,35 @@ pub fn read_queries(path: &Path) -> Result<Vec<Vec<f32>>> {
     }
 }
 
-/// Parses `ef=10,20` (or `beam=...`, `upper=...`) into search settings.
+/// Parses `ef=10,20` (or `beam=...`, `upper=...`, `stop=...`,
+/// `rerank=...`) into search settings. `stop` and `rerank` take 0 (off).
 pub fn parse_sweep(spec: &str, base: SearchParams) -> Result<Vec<SearchParams>> {
     let (knob, values) = spec.split_once('=').ok_or_else(|| {
         ToolError::Usage(format!(
-            "--sweep {spec:?}: expected KNOB=V1,V2,... (knobs: ef, beam, upper)"
+            "--sweep {spec:?}: expected KNOB=V1,V2,... (knobs: ef, beam, upper, stop, rerank)"
         ))
     })?;
+    let knob = knob.trim();
+    let zero_allowed = matches!(knob, "stop" | "rerank");
     values
         .split(',')
         .map(|v| {
-            let v: usize = v.trim().parse().ok().filter(|&v| v > 0).ok_or_else(|| {
-                ToolError::Usage(format!("--sweep {spec:?}: {v:?} is not a positive integer"))
-            })?;
-            match knob.trim() {
+            let v: usize = v
+                .trim()
+                .parse()
+                .ok()
+                .filter(|&v| v > 0 || zero_allowed)
+                .ok_or_else(|| {
+                    ToolError::Usage(format!(
+                        "--sweep {spec:?}: {v:?} is not a {} integer",
+                        if zero_allowed {
+                            "non-negative"
+                        } else {
+                            "positive"
+                        }
+                    ))
+                })?;
+            match knob {
                 "ef" => Ok(SearchParams { ef: v, ..base }),
                 "beam" => Ok(SearchParams {
                     beam_width: v,
@@ -470,8 +504,13 @@ pub fn parse_sweep(spec: &str, base: SearchParams) -> Result<Vec<SearchParams>> 
                     upper_ef: v,
                     ..base
                 }),
+                "stop" => Ok(SearchParams {
+                    stop_permille: u32::try_from(v).ok().filter(|&p| p > 0),
+                    ..base
+                }),
+                "rerank" => Ok(SearchParams { rerank: v, ..base }),
                 other => Err(ToolError::Usage(format!(
-                    "--sweep: unknown knob {other:?}; use ef, beam or upper"
+                    "--sweep: unknown knob {other:?}; use ef, beam, upper, stop or rerank"
                 ))),
             }
         })
