@@ -516,3 +516,22 @@ pub fn parse_sweep(spec: &str, base: SearchParams) -> Result<Vec<SearchParams>> 
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sweep_takes_stop_and_rerank_with_zero_meaning_off() {
+        let base = SearchParams::default();
+        let rerank = parse_sweep("rerank=0,20", base).unwrap();
+        assert_eq!(rerank.iter().map(|p| p.rerank).collect::<Vec<_>>(), [0, 20]);
+        assert!(rerank.iter().all(|p| p.ef == base.ef));
+        let stop = parse_sweep("stop=0,65", base).unwrap();
+        assert_eq!(stop[0].stop_permille, None);
+        assert_eq!(stop[1].stop_permille, Some(65));
+        assert!(parse_sweep("ef=0", base).is_err());
+        let unknown = parse_sweep("depth=3", base).unwrap_err().to_string();
+        assert!(unknown.contains("rerank"), "{unknown}");
+    }
+}
