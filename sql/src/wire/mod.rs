@@ -134,7 +134,13 @@ impl Handler {
         &self.exec
     }
 
-    /// Runs one statement off the async threads (searches block on disk).
+    /// Runs one statement where blocking is allowed (searches block on
+    /// disk). On a multi-threaded runtime (omen-serve's) it runs in place:
+    /// tokio hands this worker's other tasks to another thread and the
+    /// statement runs here, with no wake-up of a blocking-pool thread and
+    /// no wake-up back, two scheduler hand-offs a query that a loaded
+    /// machine makes expensive (benches/RESULTS.md). Elsewhere it goes to
+    /// the blocking pool. A panic becomes an error for this statement only.
     async fn run(
         &self,
         slot: Arc<SessionSlot>,
@@ -142,14 +148,31 @@ impl Handler {
         params: Vec<crate::datum::Datum>,
     ) -> Result<Outcome> {
         let exec = self.exec.clone();
-        tokio::task::spawn_blocking(move || {
+        let work = move || {
             let mut session = slot.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
             let out = exec.execute(&stmt, &mut session, params);
             *slot.0.lock().unwrap_or_else(|p| p.into_inner()) = session;
             out
-        })
-        .await
-        .unwrap_or_else(|e| Err(SqlError::invalid(format!("query task failed: {e}"))))
+        };
+        let failed = |why: String| SqlError::invalid(format!("the statement failed: {why}"));
+        if tokio::runtime::Handle::current().runtime_flavor()
+            == tokio::runtime::RuntimeFlavor::MultiThread
+        {
+            tokio::task::block_in_place(|| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|p| {
+                    let why = p
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| p.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "internal error".into());
+                    Err(failed(why))
+                })
+            })
+        } else {
+            tokio::task::spawn_blocking(work)
+                .await
+                .unwrap_or_else(|e| Err(failed(e.to_string())))
+        }
     }
 }
 
