@@ -409,9 +409,11 @@ pub fn id_list(expr: &Expr, schema: &TableSchema, eval: &Eval<'_>) -> Result<Opt
             list,
             negated: false,
         } if is_id(expr) => {
+            // IN is a set: each id once, in the order first named.
             let mut ids = Vec::new();
+            let mut seen = std::collections::HashSet::new();
             for v in list {
-                ids.extend(id_of(v)?);
+                ids.extend(id_of(v)?.filter(|&id| seen.insert(id)));
             }
             Ok(Some(ids))
         }

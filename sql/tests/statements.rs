@@ -599,6 +599,15 @@ fn other_operators_fall_back_to_an_exact_scan() {
         plan.contains("Point lookup on items by id (1 id)"),
         "{plan}"
     );
+    assert_eq!(
+        rows(ok_on(
+            &exec,
+            "SELECT id FROM items WHERE id IN (3, 3, 9999)",
+            &mut s
+        )),
+        vec![vec![Datum::Int(3)]],
+        "IN is a set; absent ids are not rows"
+    );
 }
 
 /// The same on a collection, with a filter: the exact scan honours WHERE,
@@ -671,6 +680,14 @@ fn collections_exact_scans_and_point_lookups() {
         plan.contains("Point lookup on docs by id (2 ids)"),
         "{plan}"
     );
+    assert_eq!(
+        rows(ok_on(
+            &exec,
+            "SELECT id FROM docs WHERE id IN (4, 1, 4)",
+            &mut s
+        )),
+        vec![vec![Datum::Int(4)], vec![Datum::Int(1)]]
+    );
     ok_on(&exec, "UPDATE docs SET category = 'c' WHERE id = 2", &mut s);
     assert_eq!(
         rows(ok_on(
@@ -688,7 +705,7 @@ fn collections_exact_scans_and_point_lookups() {
     assert_eq!(
         rows(ok_on(
             &exec,
-            "SELECT count(*) FROM docs WHERE id IN (1, 2, 3)",
+            "SELECT count(*) FROM docs WHERE id IN (1, 2, 3, 1)",
             &mut s
         )),
         vec![vec![Datum::Int(2)]]
