@@ -335,12 +335,16 @@ impl Executor {
             .query
             .as_deref()
             .ok_or_else(|| SqlError::invalid("the query vector is not bound"))?;
-        let out = s.table.search(&SearchRequest {
+        let request = SearchRequest {
             query,
             k: s.k,
             params: s.params,
             filter: s.filter.as_ref(),
-        })?;
+        };
+        let out = match &s.exact_scan {
+            None => s.table.search(&request)?,
+            Some(_) => s.table.exact_search(&request, s.op.metric())?,
+        };
         self.metrics.record_search(&out.stats);
         let hits: Vec<_> = out.hits.iter().skip(s.offset).collect();
         // Stored vectors and attributes are read only when selected.
@@ -376,18 +380,17 @@ impl Executor {
             Plan::Values { rows, .. } => {
                 let _ = writeln!(t, "Result (rows={})", rows.len());
             }
-            Plan::Scan(sc) => {
-                let _ = writeln!(
-                    t,
-                    "{} on {}",
-                    if sc.ids.is_some() {
-                        "Lookup by id"
-                    } else {
-                        "Scan"
-                    },
-                    sc.table.schema().name
-                );
-            }
+            Plan::Scan(sc) => match &sc.ids {
+                Some(ids) => point_lookup(&mut t, "Point lookup", &sc.table, ids),
+                None => {
+                    let _ = writeln!(t, "Scan on {}", sc.table.schema().name);
+                }
+            },
+            Plan::Count {
+                table,
+                ids: Some(ids),
+                ..
+            } => point_lookup(&mut t, "Count by point lookup", table, ids),
             Plan::Count { table, filter, .. } => {
                 let sp = table.plan_search(filter.as_ref())?;
                 let _ = writeln!(t, "Count on {}", table.schema().name);
@@ -406,25 +409,39 @@ impl Executor {
                         String::new()
                     }
                 );
-                let _ = writeln!(
-                    t,
-                    "  ->  Vector search on {} using omen ({} {} query, {})",
-                    schema.name,
-                    schema.vector_column().0,
-                    s.op.symbol(),
-                    crate::vector::DistanceOp::opclass(schema.metric)
-                );
-                let _ = writeln!(
-                    t,
-                    "        ef={} beam_width={} upper_ef={} early_stop={}",
-                    s.params.ef,
-                    s.params.beam_width,
-                    s.params.upper_ef,
-                    s.params
-                        .stop_permille
-                        .map(|p| format!("{p}‰"))
-                        .unwrap_or_else(|| "off".into())
-                );
+                match &s.exact_scan {
+                    None => {
+                        let _ = writeln!(
+                            t,
+                            "  ->  Vector search on {} using omen ({} {} query, {})",
+                            schema.name,
+                            schema.vector_column().0,
+                            s.op.symbol(),
+                            crate::vector::DistanceOp::opclass(schema.metric)
+                        );
+                        let _ = writeln!(
+                            t,
+                            "        ef={} beam_width={} upper_ef={} early_stop={}",
+                            s.params.ef,
+                            s.params.beam_width,
+                            s.params.upper_ef,
+                            s.params
+                                .stop_permille
+                                .map(|p| format!("{p}‰"))
+                                .unwrap_or_else(|| "off".into())
+                        );
+                    }
+                    Some(why) => {
+                        let _ = writeln!(
+                            t,
+                            "  ->  Exact scan on {} ({} {} query)",
+                            schema.name,
+                            schema.vector_column().0,
+                            s.op.symbol(),
+                        );
+                        let _ = writeln!(t, "        Index not used: {why}");
+                    }
+                }
                 describe_segments(&mut t, &sp);
                 match (&s.filter, &sp.filter_strategy) {
                     (None, _) => {
@@ -485,6 +502,26 @@ fn project(outputs: &[Output], id: u64, distance: Option<f64>, row: Option<&Row>
             Output::Constant(d) => d.clone(),
         })
         .collect()
+}
+
+/// EXPLAIN's lines for reading rows by id.
+fn point_lookup(t: &mut String, what: &str, table: &Arc<dyn crate::catalog::Table>, ids: &[u64]) {
+    let _ = writeln!(
+        t,
+        "{what} on {} by id ({} id{})",
+        table.schema().name,
+        ids.len(),
+        if ids.len() == 1 { "" } else { "s" }
+    );
+    let _ = writeln!(
+        t,
+        "        {}",
+        if table.writable() {
+            "memtables, then each segment's id map, newest first; deleted rows skipped"
+        } else {
+            "the segment's id map (built on the first lookup), one row read per id"
+        }
+    );
 }
 
 fn describe_segments(t: &mut String, sp: &crate::catalog::SearchPlan) {

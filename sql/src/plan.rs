@@ -113,6 +113,9 @@ pub struct VectorSearch {
     pub offset: usize,
     pub filter: Option<Filter>,
     pub params: SearchParams,
+    /// Why the index cannot serve this search (the operator is not the
+    /// one it was built for): every row is scored exactly instead.
+    pub exact_scan: Option<String>,
     pub outputs: Vec<Output>,
     pub columns: Vec<OutColumn>,
 }
@@ -256,16 +259,19 @@ pub fn plan_query(
         ));
     }
     let (op, query_expr) = order_distance(&order.expr, &schema)?;
-    if op.metric() != schema.metric {
-        return Err(SqlError::unsupported(format!(
-            "table \"{}\" is indexed for {} ({}); ORDER BY {} needs an index built for {}",
-            schema.name,
-            schema.metric.name(),
-            DistanceOp::opclass(schema.metric),
+    // pgvector: an index serves only its operator class; another operator
+    // on the same column is answered by a sequential scan. So here.
+    let exact_scan = (op.metric() != schema.metric).then(|| {
+        format!(
+            "operator {} is not the index's: the index is {} (for {}), so every row is scored exactly; \
+             for an index search use {} or build the table for {}",
             op.symbol(),
-            op.metric().name()
-        )));
-    }
+            DistanceOp::opclass(schema.metric),
+            DistanceOp::for_metric(schema.metric).symbol(),
+            DistanceOp::for_metric(schema.metric).symbol(),
+            DistanceOp::opclass(op.metric()),
+        )
+    });
     let Some(limit) = limit else {
         return Err(SqlError::unsupported(
             "a nearest-neighbour search needs LIMIT k",
@@ -302,6 +308,7 @@ pub fn plan_query(
         offset,
         filter,
         params: session.search_params(k),
+        exact_scan,
         outputs,
         columns,
     }))
@@ -402,9 +409,11 @@ pub fn id_list(expr: &Expr, schema: &TableSchema, eval: &Eval<'_>) -> Result<Opt
             list,
             negated: false,
         } if is_id(expr) => {
+            // IN is a set: each id once, in the order first named.
             let mut ids = Vec::new();
+            let mut seen = std::collections::HashSet::new();
             for v in list {
-                ids.extend(id_of(v)?);
+                ids.extend(id_of(v)?.filter(|&id| seen.insert(id)));
             }
             Ok(Some(ids))
         }

@@ -166,6 +166,15 @@ impl DistanceOp {
         }
     }
 
+    /// The operator an index built for `metric` serves.
+    pub const fn for_metric(metric: omen_format::Metric) -> DistanceOp {
+        match metric {
+            omen_format::Metric::L2 => DistanceOp::L2,
+            omen_format::Metric::InnerProduct => DistanceOp::NegativeInnerProduct,
+            omen_format::Metric::Cosine => DistanceOp::Cosine,
+        }
+    }
+
     /// The pgvector operator class of an index built for `metric`.
     pub const fn opclass(metric: omen_format::Metric) -> &'static str {
         match metric {

@@ -15,6 +15,7 @@ use omen_sql::catalog::{Catalog, SegmentTable};
 use omen_sql::datum::{Datum, SqlType};
 use omen_sql::exec::{Executor, Outcome, parse};
 use omen_sql::session::Session;
+use omen_sql::vector::DistanceOp;
 
 const DIM: usize = 8;
 const N: usize = 400;
@@ -219,7 +220,7 @@ fn errors_carry_sqlstates() {
     assert_eq!(code("DELETE FROM items WHERE id = 1", vec![]), "25006");
     assert_eq!(
         code(
-            "SELECT id FROM items ORDER BY embedding <=> '[1,2,3,4,5,6,7,8]' LIMIT 3",
+            "SELECT id FROM items ORDER BY embedding <=> '[1,2,3,4,5,6,7,8]' DESC LIMIT 3",
             vec![]
         ),
         "0A000"
@@ -517,4 +518,196 @@ fn segment_attributes_filter_inside_the_search() {
 
 fn ok_on(exec: &Executor, sql: &str, s: &mut Session) -> Outcome {
     run(exec, s, sql, vec![]).unwrap()
+}
+
+fn plan_text(out: Outcome) -> String {
+    rows(out).iter().map(|r| r[0].to_string() + "\n").collect()
+}
+
+/// pgvector: an index serves only its operator class; another operator on
+/// the same column is a sequential scan with exact results. So here, on a
+/// segment (with the segment's own operator still using the index).
+#[test]
+fn other_operators_fall_back_to_an_exact_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let (exec, _) = executor(dir.path(), Metric::L2);
+    let mut s = Session::default();
+    let q = query();
+    let all = vectors();
+    for op in [DistanceOp::Cosine, DistanceOp::NegativeInnerProduct] {
+        let sql = format!(
+            "SELECT id, embedding {0} $1 FROM items ORDER BY embedding {0} $1 LIMIT 7",
+            op.symbol()
+        );
+        let got = rows(run(&exec, &mut s, &sql, vec![Datum::Vector(q.clone())]).unwrap());
+        let mut exact: Vec<(f64, u64)> = (0..N)
+            .map(|i| (op.eval(&all[i * DIM..(i + 1) * DIM], &q).unwrap(), i as u64))
+            .collect();
+        exact.sort_by(|a, b| a.0.total_cmp(&b.0));
+        assert_eq!(got.len(), 7, "{}", op.symbol());
+        for (row, (best, _)) in got.iter().zip(&exact) {
+            let (Datum::Int(id), Datum::Float(d)) = (&row[0], &row[1]) else {
+                panic!("{row:?}")
+            };
+            let i = *id as usize;
+            let own = op.eval(&all[i * DIM..(i + 1) * DIM], &q).unwrap();
+            assert!(
+                (d - own).abs() < 1e-4,
+                "{}: id {id}: {d} vs {own}",
+                op.symbol()
+            );
+            assert!(
+                (d - best).abs() < 1e-4,
+                "{}: {d} vs the exact {best}",
+                op.symbol()
+            );
+        }
+        let plan = plan_text(
+            run(
+                &exec,
+                &mut s,
+                &format!("EXPLAIN {sql}"),
+                vec![Datum::Vector(q.clone())],
+            )
+            .unwrap(),
+        );
+        assert!(plan.contains("Exact scan on items"), "{plan}");
+        assert!(
+            plan.contains("Index not used") && plan.contains("vector_l2_ops"),
+            "{plan}"
+        );
+    }
+    let plan = plan_text(
+        run(
+            &exec,
+            &mut s,
+            "EXPLAIN SELECT id FROM items ORDER BY embedding <-> $1 LIMIT 3",
+            vec![Datum::Vector(q.clone())],
+        )
+        .unwrap(),
+    );
+    assert!(
+        plan.contains("Vector search on items using omen") && !plan.contains("Exact scan"),
+        "{plan}"
+    );
+    let plan = plan_text(ok_on(
+        &exec,
+        "EXPLAIN SELECT * FROM items WHERE id = 3",
+        &mut s,
+    ));
+    assert!(
+        plan.contains("Point lookup on items by id (1 id)"),
+        "{plan}"
+    );
+    assert_eq!(
+        rows(ok_on(
+            &exec,
+            "SELECT id FROM items WHERE id IN (3, 3, 9999)",
+            &mut s
+        )),
+        vec![vec![Datum::Int(3)]],
+        "IN is a set; absent ids are not rows"
+    );
+}
+
+/// The same on a collection, with a filter: the exact scan honours WHERE,
+/// and `WHERE id = …` reads, updates and deletes through point lookups.
+#[test]
+fn collections_exact_scans_and_point_lookups() {
+    let dir = tempfile::tempdir().unwrap();
+    let exec = Executor::new(Arc::new(Catalog::new()), false).with_data_dir(dir.path());
+    let mut s = Session::default();
+    ok_on(
+        &exec,
+        "CREATE TABLE docs (id bigint PRIMARY KEY, embedding vector(3), category text)",
+        &mut s,
+    );
+    ok_on(
+        &exec,
+        "INSERT INTO docs VALUES (1, '[5,5,0]', 'a'), (2, '[0.2,0.3,0]', 'a'), (3, '[9,0,0]', 'b'), (4, '[3,0.1,0]', 'a')",
+        &mut s,
+    );
+    let ids = |sql: &str, s: &mut Session| -> Vec<Datum> {
+        rows(ok_on(&exec, sql, s))
+            .into_iter()
+            .map(|r| r[0].clone())
+            .collect()
+    };
+    let q = "'[1,0,0]'";
+    // Cosine order among category 'a' is 4, 1, 2; L2 order is 2, 4, 1.
+    assert_eq!(
+        ids(
+            &format!("SELECT id FROM docs WHERE category = 'a' ORDER BY embedding <=> {q} LIMIT 3"),
+            &mut s
+        ),
+        vec![Datum::Int(4), Datum::Int(1), Datum::Int(2)]
+    );
+    assert_eq!(
+        ids(
+            &format!("SELECT id FROM docs WHERE category = 'a' ORDER BY embedding <-> {q} LIMIT 3"),
+            &mut s
+        ),
+        vec![Datum::Int(2), Datum::Int(4), Datum::Int(1)]
+    );
+    let d = rows(ok_on(
+        &exec,
+        &format!("SELECT embedding <=> {q} FROM docs ORDER BY embedding <=> {q} LIMIT 1"),
+        &mut s,
+    ));
+    assert_eq!(
+        d,
+        vec![vec![Datum::Float(0.0)]],
+        "id 3 is parallel to the query"
+    );
+    let plan = plan_text(ok_on(
+        &exec,
+        &format!(
+            "EXPLAIN SELECT id FROM docs WHERE category = 'a' ORDER BY embedding <#> {q} LIMIT 3"
+        ),
+        &mut s,
+    ));
+    assert!(
+        plan.contains("Exact scan on docs") && plan.contains("Filter: category = 'a'"),
+        "{plan}"
+    );
+    // Point lookups, also for UPDATE and DELETE.
+    let plan = plan_text(ok_on(
+        &exec,
+        "EXPLAIN SELECT * FROM docs WHERE id IN (1, 2)",
+        &mut s,
+    ));
+    assert!(
+        plan.contains("Point lookup on docs by id (2 ids)"),
+        "{plan}"
+    );
+    assert_eq!(
+        rows(ok_on(
+            &exec,
+            "SELECT id FROM docs WHERE id IN (4, 1, 4)",
+            &mut s
+        )),
+        vec![vec![Datum::Int(4)], vec![Datum::Int(1)]]
+    );
+    ok_on(&exec, "UPDATE docs SET category = 'c' WHERE id = 2", &mut s);
+    assert_eq!(
+        rows(ok_on(
+            &exec,
+            "SELECT category FROM docs WHERE id = 2",
+            &mut s
+        )),
+        vec![vec![Datum::Text("c".into())]]
+    );
+    assert!(matches!(
+        ok_on(&exec, "DELETE FROM docs WHERE id IN (2, 2, 77)", &mut s),
+        Outcome::Command { rows: Some(1), .. }
+    ));
+    assert!(rows(ok_on(&exec, "SELECT id FROM docs WHERE id = 2", &mut s)).is_empty());
+    assert_eq!(
+        rows(ok_on(
+            &exec,
+            "SELECT count(*) FROM docs WHERE id IN (1, 2, 3, 1)",
+            &mut s
+        )),
+        vec![vec![Datum::Int(2)]]
+    );
 }

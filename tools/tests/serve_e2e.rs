@@ -93,7 +93,19 @@ impl Drop for Server {
 
 /// Runs psql with `sql` on stdin; returns (success, stdout + stderr).
 fn psql(port: u16, user: &str, password: Option<&str>, sql: &str) -> (bool, String) {
+    psql_with(port, user, password, &[], sql)
+}
+
+/// [`psql`] with extra libpq environment variables (`PGSSLMODE`, …).
+fn psql_with(
+    port: u16,
+    user: &str,
+    password: Option<&str>,
+    env: &[(&str, &str)],
+    sql: &str,
+) -> (bool, String) {
     let mut cmd = Command::new("psql");
+    cmd.envs(env.iter().copied());
     cmd.args([
         "-h",
         "127.0.0.1",
@@ -338,4 +350,374 @@ fn omen_sql_shell_runs_commands_and_scripts() {
     );
     assert!(!text.contains("never"), "{text}");
     assert!(dir.join("notes").join("MANIFEST").is_file());
+}
+
+/// A self-signed certificate and key for `CN=localhost`, made with the
+/// openssl CLI (installed by .ci/run).
+fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("server.crt"), dir.join("server.key"));
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
+        .args(["-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl is installed by .ci/run");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    (cert, key)
+}
+
+/// psycopg 3 over TLS: `sslmode=require` is encrypted and searches with
+/// pgvector's binary vectors; a plain-text client of the `--require-tls`
+/// server is refused. Prints one line per check; exits 1 on a failure.
+const PSYCOPG_TLS: &str = r#"
+import sys
+import numpy as np
+import psycopg
+from pgvector.psycopg import register_vector
+port, strict, dim = (int(a) for a in sys.argv[1:4])
+with psycopg.connect(host="127.0.0.1", port=port, user="omen", dbname="omen", sslmode="require", autocommit=True) as conn:
+    register_vector(conn)
+    assert conn.pgconn.ssl_in_use, "sslmode=require is not encrypted"
+    q = np.linspace(-1, 1, dim, dtype=np.float32)
+    rows = conn.execute("SELECT id, embedding <-> %s FROM items ORDER BY embedding <-> %s LIMIT 5", (q, q), binary=True).fetchall()
+    assert len(rows) == 5, rows
+    print("ok   psycopg sslmode=require: encrypted, search works")
+with psycopg.connect(host="127.0.0.1", port=port, user="omen", dbname="omen", sslmode="disable") as conn:
+    assert not conn.pgconn.ssl_in_use
+    assert conn.execute("SELECT 1").fetchone()[0] == 1
+    print("ok   psycopg sslmode=disable: served in plain text without --require-tls")
+try:
+    psycopg.connect(host="127.0.0.1", port=strict, user="omen", dbname="omen", sslmode="disable").close()
+    raise SystemExit("FAIL a plain-text client was accepted by --require-tls")
+except psycopg.OperationalError as e:
+    assert "requires TLS" in str(e), e
+    print("ok   psycopg sslmode=disable refused by --require-tls")
+"#;
+
+/// TLS end to end: psql and psycopg with `sslmode=require` get encrypted
+/// connections; a plain-text client is served by default (as PostgreSQL
+/// with ssl=on) and refused by `--require-tls`; `sslmode=require` against
+/// a server without TLS fails in the client.
+#[test]
+fn tls_with_psql_and_psycopg() {
+    let (root, dir) = tempdir_with("tls");
+    build(&dir.join("items.omen"), 200, 4);
+    let (cert, key) = self_signed(root.path());
+    let tls_args = [
+        "--data",
+        dir.to_str().unwrap(),
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ];
+    let tls = Server::start(&tls_args);
+    let strict = Server::start(&[&tls_args[..], &["--require-tls"]].concat());
+    let plain = Server::start(&["--data", dir.to_str().unwrap()]);
+    let sql = "\\conninfo\nSELECT count(*) FROM items;\n";
+    let require = [("PGSSLMODE", "require")];
+    let disable = [("PGSSLMODE", "disable")];
+
+    for server in [&tls, &strict] {
+        let (ok, out) = psql_with(server.port, "omen", None, &require, sql);
+        assert!(
+            ok && out.contains("SSL connection (protocol: TLS") && out.contains("\n200"),
+            "{out}"
+        );
+    }
+    let (ok, out) = psql_with(tls.port, "omen", None, &disable, sql);
+    assert!(
+        ok && !out.contains("SSL connection") && out.contains("\n200"),
+        "{out}"
+    );
+    let (ok, out) = psql_with(strict.port, "omen", None, &disable, sql);
+    assert!(!ok && out.contains("requires TLS"), "{out}");
+    let (ok, out) = psql_with(plain.port, "omen", None, &require, sql);
+    assert!(!ok && out.contains("SSL"), "{out}");
+    // The refused client did not disturb the server.
+    let (ok, out) = psql_with(
+        strict.port,
+        "omen",
+        None,
+        &require,
+        "SELECT 'still here';\n",
+    );
+    assert!(ok && out.contains("still here"), "{out}");
+
+    let py = Command::new("python3")
+        .args(["-c", PSYCOPG_TLS])
+        .args([tls.port, strict.port].map(|p| p.to_string()))
+        .arg(DIM.to_string())
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&py.stdout).to_string() + &String::from_utf8_lossy(&py.stderr);
+    println!("{text}");
+    assert!(py.status.success(), "psycopg TLS checks failed:\n{text}");
+}
+
+/// pgvector's binary vector format, for a tokio-postgres parameter.
+#[derive(Debug)]
+struct PgVector<'a>(&'a [f32]);
+
+impl tokio_postgres::types::ToSql for PgVector<'_> {
+    fn to_sql(
+        &self,
+        _: &tokio_postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        // pgvector's vector_send: int16 dimension, int16 0, big-endian f32s.
+        out.extend_from_slice(&(self.0.len() as i16).to_be_bytes());
+        out.extend_from_slice(&0i16.to_be_bytes());
+        for x in self.0 {
+            out.extend_from_slice(&x.to_be_bytes());
+        }
+        Ok(tokio_postgres::types::IsNull::No)
+    }
+    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+        ty.name() == "vector"
+    }
+    tokio_postgres::types::to_sql_checked!();
+}
+
+/// tokio-postgres, a driver that prepares every statement and sends
+/// parameters in binary: create, load with a prepared INSERT, search and
+/// filtered search with a binary vector parameter (checked against brute
+/// force), count, an error then a good query on the same connection.
+#[test]
+fn tokio_postgres_prepares_and_binds_binary_vectors() {
+    let (_root, dir) = tempdir_with("tp");
+    let server = Server::start(&["--data", dir.to_str().unwrap(), "--writable"]);
+    let mut rng = SplitMix64::new(9);
+    let vectors: Vec<Vec<f32>> = (0..60)
+        .map(|_| (0..DIM).map(|_| rng.uniform() as f32 * 2.0 - 1.0).collect())
+        .collect();
+    let q: Vec<f32> = (0..DIM).map(|i| i as f32 / DIM as f32 - 0.5).collect();
+    let l2 = |v: &[f32]| -> f64 {
+        v.iter()
+            .zip(&q)
+            .map(|(a, b)| f64::from(a - b).powi(2))
+            .sum::<f64>()
+            .sqrt()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(
+            &format!(
+                "host=127.0.0.1 port={} user=omen dbname=omen",
+                server.port
+            ),
+            tokio_postgres::NoTls,
+        )
+        .await
+        .unwrap();
+        let connection = tokio::spawn(connection);
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE docs (id bigint PRIMARY KEY, embedding vector({DIM}), category text, price float8)"
+            ))
+            .await
+            .unwrap();
+        let insert = client
+            .prepare("INSERT INTO docs (id, embedding, category, price) VALUES ($1, $2, $3, $4)")
+            .await
+            .unwrap();
+        for (i, v) in vectors.iter().enumerate() {
+            let category = if i % 3 == 0 { "a" } else { "b" };
+            let n = client
+                .execute(&insert, &[&(i as i64), &PgVector(v), &category, &(i as f64)])
+                .await
+                .unwrap();
+            assert_eq!(n, 1);
+        }
+        let count: i64 = client
+            .query_one("SELECT count(*) FROM docs", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(count, 60);
+
+        // Search: the memtable is scanned exactly, so the answer is the
+        // brute-force one.
+        let search = client
+            .prepare("SELECT id, embedding <-> $1 AS dist FROM docs ORDER BY embedding <-> $1 LIMIT 5")
+            .await
+            .unwrap();
+        let rows = client.query(&search, &[&PgVector(&q)]).await.unwrap();
+        let mut exact: Vec<(f64, i64)> = vectors
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (l2(v), i as i64))
+            .collect();
+        exact.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let got: Vec<(i64, f64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        assert_eq!(
+            got.iter().map(|g| g.0).collect::<Vec<_>>(),
+            exact[..5].iter().map(|e| e.1).collect::<Vec<_>>()
+        );
+        for ((_, d), (e, _)) in got.iter().zip(&exact) {
+            assert!((d - e).abs() < 1e-4, "{d} vs {e}");
+        }
+
+        // Filtered search, every value a bound parameter.
+        let filtered = client
+            .prepare(
+                "SELECT id, category, price FROM docs WHERE category = $2 AND price < $3 \
+                 ORDER BY embedding <-> $1 LIMIT 4",
+            )
+            .await
+            .unwrap();
+        let rows = client
+            .query(&filtered, &[&PgVector(&q), &"a", &40.0f64])
+            .await
+            .unwrap();
+        let want: Vec<i64> = exact
+            .iter()
+            .filter(|(_, i)| i % 3 == 0 && (*i as f64) < 40.0)
+            .take(4)
+            .map(|e| e.1)
+            .collect();
+        assert_eq!(rows.iter().map(|r| r.get::<_, i64>(0)).collect::<Vec<_>>(), want);
+        assert!(rows.iter().all(|r| r.get::<_, &str>(1) == "a"));
+
+        // A by-id read of the stored vector, in binary.
+        let row = client
+            .query_one("SELECT price FROM docs WHERE id = $1", &[&7i64])
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, f64>(0), 7.0);
+
+        // Errors, then a good query on the same connection.
+        let err = client
+            .query(&search, &[&PgVector(&q[..DIM - 1])])
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.code().map(|c| c.code()),
+            Some("22000"),
+            "wrong dimension: {err}"
+        );
+        let err = client.query("SELEC 1", &[]).await.unwrap_err();
+        assert_eq!(err.code().map(|c| c.code()), Some("42601"), "{err}");
+        let rows = client.query(&search, &[&PgVector(&q)]).await.unwrap();
+        assert_eq!(rows.len(), 5);
+        drop(client);
+        connection.await.unwrap().unwrap();
+    });
+}
+
+/// One PostgreSQL protocol message from `stream`: (type, body).
+fn read_message(stream: &mut TcpStream) -> std::io::Result<(u8, Vec<u8>)> {
+    let mut head = [0u8; 5];
+    stream.read_exact(&mut head)?;
+    let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+    let mut body = vec![0u8; len.saturating_sub(4)];
+    stream.read_exact(&mut body)?;
+    Ok((head[0], body))
+}
+
+/// A metric's value from the Prometheus endpoint.
+fn metric(port: u16, name: &str) -> f64 {
+    let mut http = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    http.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut body = String::new();
+    http.read_to_string(&mut body).unwrap();
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {body}"))
+}
+
+/// A client that sends a long run of searches and disconnects while the
+/// server is executing them: other clients keep being served, the server
+/// stops running the abandoned statements, and the connection is gone from
+/// the open-connections gauge (nothing leaks).
+#[test]
+fn client_disconnecting_during_searches_does_not_disturb_others() {
+    let (_root, dir) = tempdir_with("cut");
+    build(&dir.join("items.omen"), 1500, 5);
+    let server = Server::start(&["--data", dir.to_str().unwrap(), "--metrics", "127.0.0.1:0"]);
+    let metrics = server.metrics.expect("metrics port");
+
+    let mut s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    let params = b"user\0omen\0database\0omen\0\0";
+    let mut startup = ((8 + params.len()) as u32).to_be_bytes().to_vec();
+    startup.extend_from_slice(&196_608u32.to_be_bytes());
+    startup.extend_from_slice(params);
+    s.write_all(&startup).unwrap();
+    loop {
+        let (kind, _) = read_message(&mut s).unwrap();
+        if kind == b'Z' {
+            break;
+        }
+    }
+    assert_eq!(metric(metrics, "omen_connections_open"), 1.0);
+    // Exact scans (<=> on an l2 table reads every row), many of them in
+    // one simple-query message: seconds of work for the server.
+    let q = (0..DIM)
+        .map(|i| format!("{}", i as f32 / 7.0 - 1.0))
+        .collect::<Vec<_>>()
+        .join(",");
+    let one = format!("SELECT id FROM items ORDER BY embedding <=> '[{q}]' LIMIT 10;");
+    let mut query = one.repeat(3000).into_bytes();
+    query.push(0);
+    let mut message = vec![b'Q'];
+    message.extend_from_slice(&((query.len() + 4) as u32).to_be_bytes());
+    message.extend_from_slice(&query);
+    let before = metric(metrics, "omen_queries_total");
+    s.write_all(&message).unwrap();
+    // Wait until the server is executing them, then hang up.
+    let start = Instant::now();
+    while metric(metrics, "omen_queries_total") < before + 20.0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the searches never started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(s);
+    let cut_at = metric(metrics, "omen_queries_total");
+
+    // Another client is served while the abandoned work may still run.
+    let (ok, out) = psql(
+        server.port,
+        "omen",
+        None,
+        &format!(
+            "SELECT id FROM items ORDER BY embedding <-> '[{q}]' LIMIT 3;\nSELECT count(*) FROM items;\n"
+        ),
+    );
+    assert!(ok && out.trim_end().ends_with("1500"), "{out}");
+
+    // No leak: the gauge returns to zero.
+    let start = Instant::now();
+    while metric(metrics, "omen_connections_open") != 0.0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the dropped connection is still open"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let total = metric(metrics, "omen_queries_total");
+    println!(
+        "queries before the cut: {}, at the cut: {cut_at}, in all: {total}",
+        before
+    );
+    assert!(total >= cut_at, "{total} < {cut_at}");
+    // Had the server run all 3,000 for nobody, the count would be over 3,000.
+    assert!(
+        total < before + 3000.0,
+        "the statements of a client that hung up still ran: {total}"
+    );
 }

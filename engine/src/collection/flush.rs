@@ -221,6 +221,7 @@ impl Inner {
             segment,
             ids: sorted_ids.to_vec(),
             obsolete: AtomicBool::new(false),
+            rows: Default::default(),
         }))
     }
 

@@ -90,6 +90,16 @@ impl Memtable {
         self.index.get(&id).copied()
     }
 
+    /// Row `r`'s vector and attribute values (a row [`Memtable::get`]
+    /// returned).
+    pub(crate) fn row(&self, r: u32) -> (&[f32], &[Value]) {
+        let r = r as usize;
+        (
+            &self.vectors[r * self.dim..(r + 1) * self.dim],
+            &self.values[r * self.columns..(r + 1) * self.columns],
+        )
+    }
+
     /// Rows appended (live or not): what the size limit counts.
     pub(crate) fn appended_rows(&self) -> usize {
         self.ids.len()

@@ -14,8 +14,10 @@
 
 mod commit;
 mod compaction;
+mod exact;
 mod flush;
 mod inspect;
+mod lookup;
 mod memtable;
 mod options;
 mod recovery;
@@ -35,6 +37,7 @@ use omen_format::Value;
 use omen_format::collection::{Manifest, RowBatch};
 
 pub use inspect::{Inspection, SegmentSummary, WalSummary, inspect};
+pub use lookup::StoredRow;
 pub use options::{CollectionOptions, Durability};
 pub use schema::Schema;
 

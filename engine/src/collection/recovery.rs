@@ -137,6 +137,7 @@ pub(crate) fn open(dir: &Path, options: CollectionOptions) -> Result<Inner> {
                 segment,
                 ids,
                 obsolete: AtomicBool::new(false),
+                rows: Default::default(),
             }),
             record: *record,
             tombstones: Arc::new(tombstones),

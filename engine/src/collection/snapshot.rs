@@ -27,6 +27,8 @@ pub(crate) struct SegmentFiles {
     /// Set once a manifest without this segment is durable: the files go
     /// when the last reader lets go.
     pub(crate) obsolete: AtomicBool,
+    /// Id to row, for point lookups; built on the first one.
+    pub(crate) rows: super::lookup::RowIndex,
 }
 
 impl SegmentFiles {

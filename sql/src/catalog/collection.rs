@@ -145,6 +145,16 @@ impl Table for CollectionTable {
         })
     }
 
+    fn exact_search(&self, request: &SearchRequest<'_>, metric: Metric) -> Result<SearchOutcome> {
+        let hits =
+            self.collection
+                .exact_search(request.query, request.k, metric, request.filter)?;
+        Ok(SearchOutcome {
+            hits,
+            stats: Default::default(),
+        })
+    }
+
     fn plan_search(&self, filter: Option<&Filter>) -> Result<SearchPlan> {
         let stats = self.collection.stats();
         let mut segments: Vec<SegmentDescription> = stats
@@ -181,19 +191,18 @@ impl Table for CollectionTable {
     }
 
     fn rows(&self, ids: &[u64]) -> Result<Vec<Row>> {
-        let wanted: std::collections::HashMap<u64, usize> =
-            ids.iter().enumerate().map(|(i, &id)| (id, i)).collect();
-        let mut found: Vec<Option<Row>> = vec![None; ids.len()];
-        self.collection.scan_live(&mut |id, v, values| {
-            if let Some(&i) = wanted.get(&id) {
-                found[i] = Some(Row {
-                    id,
-                    vector: v.to_vec(),
-                    values: values.to_vec(),
-                });
-            }
-        })?;
-        Ok(found.into_iter().flatten().collect())
+        // The engine's point lookup: memtables, then each segment's id
+        // map, newest first, honouring tombstones.
+        Ok(self
+            .collection
+            .get(ids)?
+            .into_iter()
+            .map(|r| Row {
+                id: r.id,
+                vector: r.vector,
+                values: r.values,
+            })
+            .collect())
     }
 
     fn scan(&self, limit: usize) -> Result<Vec<Row>> {
@@ -228,7 +237,10 @@ impl Table for CollectionTable {
     }
 
     fn delete(&self, ids: &[u64]) -> Result<u64> {
-        let existing = self.rows(ids)?.len() as u64;
+        let mut unique = ids.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        let existing = self.collection.get(&unique)?.len() as u64;
         self.collection.delete(ids)?;
         Ok(existing)
     }

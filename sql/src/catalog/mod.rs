@@ -100,6 +100,44 @@ pub struct SearchRequest<'a> {
     pub filter: Option<&'a Filter>,
 }
 
+/// The `k` smallest `hits` by distance (ties by id), closest first: the
+/// bounded selection an exact scan keeps while it reads.
+#[derive(Debug)]
+pub(crate) struct Nearest {
+    k: usize,
+    hits: Vec<Hit>,
+}
+
+impl Nearest {
+    pub(crate) fn new(k: usize) -> Self {
+        Nearest {
+            k,
+            hits: Vec::with_capacity(k.saturating_mul(2).min(1 << 16)),
+        }
+    }
+
+    pub(crate) fn push(&mut self, hit: Hit) {
+        self.hits.push(hit);
+        if self.hits.len() >= self.k.saturating_mul(2).max(64) {
+            self.shrink();
+        }
+    }
+
+    fn shrink(&mut self) {
+        let order = |a: &Hit, b: &Hit| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id));
+        if self.hits.len() > self.k && self.k > 0 {
+            self.hits.select_nth_unstable_by(self.k - 1, order);
+        }
+        self.hits.truncate(self.k);
+        self.hits.sort_by(order);
+    }
+
+    pub(crate) fn into_hits(mut self) -> Vec<Hit> {
+        self.shrink();
+        self.hits
+    }
+}
+
 /// What a search found and what it cost.
 #[derive(Debug, Clone, Default)]
 pub struct SearchOutcome {
@@ -141,13 +179,21 @@ pub trait Table: Send + Sync + std::fmt::Debug {
     /// The `k` rows nearest `request.query` that pass `request.filter`.
     fn search(&self, request: &SearchRequest<'_>) -> Result<SearchOutcome>;
 
+    /// Like [`Table::search`], but exact: every row that passes the
+    /// filter is scored under `metric`, which need not be the metric the
+    /// table is indexed for (pgvector's sequential-scan fallback when the
+    /// operator is not the index's). Distances as the engine reports them
+    /// for `metric` (squared for L2).
+    fn exact_search(&self, request: &SearchRequest<'_>, metric: Metric) -> Result<SearchOutcome>;
+
     /// How [`Table::search`] would run, without running it.
     fn plan_search(&self, filter: Option<&Filter>) -> Result<SearchPlan>;
 
     /// Rows that pass `filter` (all rows without one).
     fn count(&self, filter: Option<&Filter>) -> Result<u64>;
 
-    /// The rows with these ids that exist, in the order of `ids`.
+    /// The rows with these ids that exist, in the order of `ids`: a point
+    /// lookup per id, not a scan.
     fn rows(&self, ids: &[u64]) -> Result<Vec<Row>>;
 
     /// Up to `limit` rows, in storage order.

@@ -4,15 +4,16 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use omen_engine::distance::Kernels;
 use omen_engine::filter::Filter;
-use omen_engine::index::{Segment, SegmentOptions};
-use omen_format::Value;
+use omen_engine::index::{Hit, Segment, SegmentOptions};
+use omen_format::{Metric, Value};
 
 use super::{
-    Column, ColumnKind, Row, SearchOutcome, SearchPlan, SearchRequest, SegmentDescription, Table,
-    TableSchema,
+    Column, ColumnKind, Nearest, Row, SearchOutcome, SearchPlan, SearchRequest, SegmentDescription,
+    Table, TableSchema,
 };
-use crate::Result;
+use crate::{Result, SqlError};
 
 /// Above this many rows a scan reads the file sequentially instead of
 /// row by row.
@@ -145,6 +146,39 @@ impl Table for SegmentTable {
                 .search(request.query, request.k, &request.params)?,
         };
         Ok(SearchOutcome { hits, stats })
+    }
+
+    fn exact_search(&self, request: &SearchRequest<'_>, metric: Metric) -> Result<SearchOutcome> {
+        let (_, dim) = self.schema.vector_column();
+        if request.query.len() != dim {
+            return Err(SqlError::InvalidValue {
+                sqlstate: "22000",
+                message: format!(
+                    "expected {dim} dimensions, not {} (table \"{}\")",
+                    request.query.len(),
+                    self.schema.name
+                ),
+            });
+        }
+        let compiled = request
+            .filter
+            .map(|f| self.segment.compile_filter(f))
+            .transpose()?;
+        let kernels = Kernels::<f32>::best();
+        let mut nearest = Nearest::new(request.k);
+        self.segment.scan_rows(|row, id, vector| {
+            if compiled.as_ref().is_none_or(|c| c.matches(row as usize)) {
+                nearest.push(Hit {
+                    id,
+                    distance: kernels.distance(metric, request.query, vector),
+                });
+            }
+            Ok(())
+        })?;
+        Ok(SearchOutcome {
+            hits: nearest.into_hits(),
+            stats: Default::default(),
+        })
     }
 
     fn plan_search(&self, filter: Option<&Filter>) -> Result<SearchPlan> {

@@ -61,13 +61,31 @@ pub fn to_pg_error(err: &SqlError) -> PgWireError {
 pub struct Prepared {
     pub sql: Arc<str>,
     pub statement: Option<Arc<Statement>>,
+    /// The parameter types, worked out (by planning the statement) on its
+    /// first execution and reused by the next ones: a prepared statement
+    /// executed many times is planned for its types once, not per Execute.
+    param_types: Arc<std::sync::OnceLock<Vec<SqlType>>>,
 }
 
-/// The query handlers, shared by every connection.
+impl Prepared {
+    pub fn new(sql: &str, statement: Option<Statement>) -> Self {
+        Prepared {
+            sql: sql.into(),
+            statement: statement.map(Arc::new),
+            param_types: Arc::default(),
+        }
+    }
+}
+
+/// The query handlers of one connection (the executor and parser are
+/// shared by all).
 #[derive(Debug, Clone)]
 pub struct Handler {
     exec: Arc<Executor>,
     parser: Arc<OmenQueryParser>,
+    /// A second handle on the connection's socket, to notice a client that
+    /// hung up while its statements run; `None` where there is no socket.
+    peer: Option<Arc<std::net::TcpStream>>,
 }
 
 impl Handler {
@@ -75,6 +93,40 @@ impl Handler {
         Handler {
             parser: Arc::new(OmenQueryParser { exec: exec.clone() }),
             exec,
+            peer: None,
+        }
+    }
+
+    /// This handler for the connection on `socket` (a duplicate of its
+    /// descriptor; pgwire owns the original).
+    pub fn for_connection(&self, socket: &tokio::net::TcpStream) -> Self {
+        use std::os::fd::AsFd;
+        let peer = socket
+            .as_fd()
+            .try_clone_to_owned()
+            .ok()
+            .map(|fd| Arc::new(std::net::TcpStream::from(fd)));
+        Handler {
+            peer,
+            ..self.clone()
+        }
+    }
+
+    /// Whether the client has closed its end (or the connection broke):
+    /// statements it sent and that have not started are then skipped, not
+    /// run for nobody. One non-blocking `peek` (the socket is non-blocking,
+    /// as tokio left it); data waiting, or nothing yet, means still there.
+    fn client_gone(&self) -> bool {
+        let Some(peer) = &self.peer else {
+            return false;
+        };
+        match peer.peek(&mut [0u8; 1]) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+            ),
         }
     }
 
@@ -82,7 +134,13 @@ impl Handler {
         &self.exec
     }
 
-    /// Runs one statement off the async threads (searches block on disk).
+    /// Runs one statement where blocking is allowed (searches block on
+    /// disk). On a multi-threaded runtime (omen-serve's) it runs in place:
+    /// tokio hands this worker's other tasks to another thread and the
+    /// statement runs here, with no wake-up of a blocking-pool thread and
+    /// no wake-up back, two scheduler hand-offs a query that a loaded
+    /// machine makes expensive (benches/RESULTS.md). Elsewhere it goes to
+    /// the blocking pool. A panic becomes an error for this statement only.
     async fn run(
         &self,
         slot: Arc<SessionSlot>,
@@ -90,14 +148,31 @@ impl Handler {
         params: Vec<crate::datum::Datum>,
     ) -> Result<Outcome> {
         let exec = self.exec.clone();
-        tokio::task::spawn_blocking(move || {
+        let work = move || {
             let mut session = slot.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
             let out = exec.execute(&stmt, &mut session, params);
             *slot.0.lock().unwrap_or_else(|p| p.into_inner()) = session;
             out
-        })
-        .await
-        .unwrap_or_else(|e| Err(SqlError::invalid(format!("query task failed: {e}"))))
+        };
+        let failed = |why: String| SqlError::invalid(format!("the statement failed: {why}"));
+        if tokio::runtime::Handle::current().runtime_flavor()
+            == tokio::runtime::RuntimeFlavor::MultiThread
+        {
+            tokio::task::block_in_place(|| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|p| {
+                    let why = p
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| p.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "internal error".into());
+                    Err(failed(why))
+                })
+            })
+        } else {
+            tokio::task::spawn_blocking(work)
+                .await
+                .unwrap_or_else(|e| Err(failed(e.to_string())))
+        }
     }
 }
 
@@ -331,8 +406,16 @@ impl SimpleQueryHandler for Handler {
             to_pg_error(&e)
         })?;
         let slot = session_of(client);
-        let mut out = Vec::with_capacity(statements.len());
+        let total = statements.len();
+        let mut out = Vec::with_capacity(total);
         for stmt in statements {
+            if self.client_gone() {
+                tracing::debug!(
+                    skipped = total - out.len(),
+                    "client disconnected; the rest of its query is not run"
+                );
+                break;
+            }
             match self.run(slot.clone(), Arc::new(stmt), Vec::new()).await {
                 Ok(o) => out.push(self.respond(client, o, &Format::UnifiedText)?),
                 Err(e) => {
@@ -397,10 +480,7 @@ impl QueryParser for OmenQueryParser {
                 "cannot insert multiple commands into a prepared statement".into(),
             )));
         }
-        Ok(Some(Prepared {
-            sql: sql.into(),
-            statement: statements.pop().map(Arc::new),
-        }))
+        Ok(Some(Prepared::new(sql, statements.pop())))
     }
 
     fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {
@@ -446,17 +526,32 @@ impl ExtendedQueryHandler for Handler {
         let Some(stmt) = portal.statement.statement.statement.clone() else {
             return Ok(Response::EmptyQuery);
         };
-        let described = self.parser.describe(
-            &portal.statement.statement,
-            &portal.statement.parameter_types,
-        )?;
+        if self.client_gone() {
+            // Pipelined Executes of a client that hung up: nobody reads
+            // the answer, so do not run them.
+            return Err(to_pg_error(&SqlError::invalid(
+                "the client disconnected before this statement ran",
+            )));
+        }
+        let prepared = &portal.statement.statement;
+        let described = match prepared.param_types.get() {
+            Some(types) => types.clone(),
+            None => {
+                let types = self
+                    .parser
+                    .describe(prepared, &portal.statement.parameter_types)?
+                    .params;
+                let _ = prepared.param_types.set(types.clone());
+                types
+            }
+        };
         let mut params = Vec::with_capacity(portal.parameters.len());
         for (i, raw) in portal.parameters.iter().enumerate() {
             let declared = portal.statement.parameter_types.get(i).cloned().flatten();
             let ty = declared
                 .as_ref()
                 .and_then(|t| codec::sql_type_of(t.oid()))
-                .or_else(|| described.params.get(i).copied())
+                .or_else(|| described.get(i).copied())
                 .unwrap_or(SqlType::Unknown);
             let value =
                 codec::decode_param(raw.as_deref(), portal.parameter_format.is_binary(i), ty)

@@ -36,6 +36,9 @@ pub struct ServeConfig {
     pub users: Option<Users>,
     /// PEM certificate chain and private key for TLS.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// With `tls`: refuse clients that do not ask for TLS (PostgreSQL's
+    /// `hostssl`) instead of serving them in plain text.
+    pub require_tls: bool,
     /// Where to serve Prometheus text.
     pub metrics: Option<SocketAddr>,
     /// How often to look for new segments.
@@ -78,6 +81,11 @@ pub fn validate(config: &ServeConfig) -> Result<Option<TlsAcceptor>> {
         )));
     }
     let Some((cert, key)) = &config.tls else {
+        if config.require_tls {
+            return Err(SqlError::invalid(
+                "--require-tls needs --tls-cert and --tls-key",
+            ));
+        }
         return Ok(None);
     };
     let bad =
@@ -172,11 +180,22 @@ pub async fn serve(
                     }
                 };
                 let _ = socket.set_nodelay(true);
-                let factory = factory.clone();
+                let factory = Arc::new(Factory {
+                    handler: Arc::new(factory.handler.for_connection(&socket)),
+                    startup: factory.startup.clone(),
+                    errors: factory.errors.clone(),
+                });
                 let tls = tls.clone();
                 let metrics = exec.metrics().clone();
                 metrics.connection_opened();
+                let require_tls = config.require_tls;
                 tokio::spawn(async move {
+                    let mut socket = socket;
+                    if require_tls && !tls_requested(&mut socket).await {
+                        refuse_plain_text(socket).await;
+                        metrics.connection_closed();
+                        return;
+                    }
                     if let Err(e) = process_socket(socket, tls, factory).await {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
                     }
@@ -192,6 +211,82 @@ pub async fn serve(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
+}
+
+/// The request codes a client sends instead of a startup message to ask
+/// for an encrypted connection (PostgreSQL protocol, "SSLRequest" and
+/// "GSSENCRequest").
+const SSL_REQUEST: u32 = 80_877_103;
+const GSSENC_REQUEST: u32 = 80_877_104;
+/// The first byte of a TLS ClientHello (a handshake record).
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// Whether the client's first message asks for TLS, looked at without
+/// consuming it (pgwire then runs the handshake). A GSSAPI-encryption
+/// request is declined here with 'N', as PostgreSQL does without GSSAPI,
+/// and the client's next message decides. A client that sends nothing
+/// within 10 s, or closes, counts as not asking.
+async fn tls_requested(socket: &mut tokio::net::TcpStream) -> bool {
+    let mut head = [0u8; 8];
+    loop {
+        let peeked = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match socket.peek(&mut head).await {
+                    Ok(8) => return true,
+                    Ok(0) | Err(_) => return false,
+                    // Fewer bytes so far: wait for the rest.
+                    Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+                }
+            }
+        })
+        .await;
+        if !matches!(peeked, Ok(true)) {
+            return false;
+        }
+        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+        let code = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
+        if head[0] == TLS_HANDSHAKE_RECORD {
+            // PostgreSQL 17's sslnegotiation=direct: TLS from the first byte.
+            return true;
+        }
+        match (len, code) {
+            (8, SSL_REQUEST) => return true,
+            (8, GSSENC_REQUEST) => {
+                if socket.read_exact(&mut head).await.is_err()
+                    || socket.write_all(b"N").await.is_err()
+                {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
+}
+
+/// Answers a plain-text client of a `--require-tls` server with a FATAL
+/// ErrorResponse (SQLSTATE 28000, as PostgreSQL's `hostssl` rejection)
+/// and closes the connection.
+async fn refuse_plain_text(mut socket: tokio::net::TcpStream) {
+    let mut fields = Vec::new();
+    for (tag, value) in [
+        (b'S', "FATAL"),
+        (b'V', "FATAL"),
+        (b'C', "28000"),
+        (
+            b'M',
+            "this server requires TLS: connect with sslmode=require (or verify-ca, verify-full)",
+        ),
+    ] {
+        fields.push(tag);
+        fields.extend_from_slice(value.as_bytes());
+        fields.push(0);
+    }
+    fields.push(0);
+    let mut message = vec![b'E'];
+    message.extend_from_slice(&(fields.len() as u32 + 4).to_be_bytes());
+    message.extend_from_slice(&fields);
+    let _ = socket.write_all(&message).await;
+    let _ = socket.shutdown().await;
 }
 
 /// Prints what a refresh changed.

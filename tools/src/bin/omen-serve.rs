@@ -38,12 +38,18 @@ Queries:
   SELECT count(*) FROM t
   EXPLAIN SELECT id FROM t ORDER BY embedding <-> '[1,2,…]' LIMIT 10
   SET omen.ef_search = 100      (pgvector's hnsw.ef_search is an alias)
-The operator must match the metric the segment was built for: <-> for l2, \
-<#> (negative inner product) for ip, <=> (cosine distance) for cos.
+  SELECT * FROM t WHERE id = 42  (a point lookup, not a scan)
+The index serves the operator of the metric the table was built for: <-> for \
+l2, <#> (negative inner product) for ip, <=> (cosine distance) for cos. Another \
+operator gets exact results from a scan of every row, as pgvector falls back to \
+a sequential scan; EXPLAIN says which one a query uses.
 
 Security: without --users every client is trusted, which is allowed only when \
 listening on loopback. --users FILE (one name:password per line) turns on \
-SCRAM-SHA-256 for everyone. --tls-cert/--tls-key enable TLS (rustls).
+SCRAM-SHA-256 for everyone. --tls-cert/--tls-key enable TLS (rustls): a client \
+that asks for it (psql/libpq sslmode=require) gets an encrypted connection, one \
+that does not is served in plain text, as PostgreSQL does with ssl=on; add \
+--require-tls to refuse plain-text clients (FATAL, SQLSTATE 28000).
 
 By default the server is read-only: writes get SQLSTATE 25006. With --writable, \
 CREATE TABLE items (id bigint PRIMARY KEY, embedding vector(3), category text) \
@@ -76,6 +82,9 @@ struct Args {
     /// TLS private key (PEM).
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// With TLS on: refuse clients that do not ask for TLS (instead of serving them in plain text).
+    #[arg(long, requires = "tls_cert")]
+    require_tls: bool,
     /// Serve Prometheus metrics (plain HTTP) on this address.
     #[arg(long)]
     metrics: Option<SocketAddr>,
@@ -134,6 +143,7 @@ fn serve(args: Args) -> omen_tools::Result<()> {
         listen: args.listen,
         users,
         tls: args.tls_cert.zip(args.tls_key),
+        require_tls: args.require_tls,
         metrics: args.metrics,
         reload_every: Duration::from_millis(args.reload_ms.max(10)),
         grace: Duration::from_millis(args.grace_ms),
