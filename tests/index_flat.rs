@@ -233,3 +233,44 @@ fn inconsistent_flat_flags_are_typed_errors() {
         "{err:?}"
     );
 }
+
+/// The released flat-index layout (SPEC.md §2.5.7, §2.8) keeps opening:
+/// a fixture written once by `build_flat_segment` (regenerate with
+/// `OMEN_REGENERATE_FIXTURES=1`; the old file must keep passing first).
+#[test]
+fn flat_index_fixture_opens_and_answers() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("format/tests/fixtures/v1.0-flat-index-f32-4d-10.omen");
+    let vector = |r: u64| -> Vec<f32> { (0..4).map(|j| (r * 4 + j) as f32 * 0.5).collect() };
+    if std::env::var_os("OMEN_REGENERATE_FIXTURES").is_some() {
+        let ids: Vec<u64> = (0..10).map(|r| 100 + r).collect();
+        let vectors: Vec<f32> = (0..10).flat_map(vector).collect();
+        let input = MemoryRows {
+            dim: 4,
+            vectors: &vectors,
+            ids: &ids,
+            label: "fixture",
+        };
+        build_flat_segment(&input, Metric::L2, &fixture, &options(), &|_, _, _| {}).unwrap();
+    }
+    let file = SegmentFile::open(
+        &fixture,
+        omendb::format::segment::OpenOptions {
+            verify: omendb::format::segment::Verify::Full,
+        },
+    )
+    .unwrap();
+    assert_eq!(file.info().incompat_features, INCOMPAT_FLAT_INDEX);
+    drop(file);
+    let segment = Segment::open(&fixture, &SegmentOptions::default()).unwrap();
+    assert!(segment.is_flat());
+    let params = SearchParams {
+        stop_permille: None,
+        ..SearchParams::default()
+    };
+    for r in 0..10 {
+        let hits = segment.search(&vector(r), 3, &params).unwrap().0;
+        assert_eq!((hits[0].id, hits[0].distance), (100 + r, 0.0), "row {r}");
+        assert_eq!(hits.len(), 3);
+    }
+}
