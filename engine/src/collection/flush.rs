@@ -15,10 +15,11 @@ use omen_format::collection::{
 
 use omen_format::segment::attributes::AttributeColumns;
 
+use super::element::build_typed;
 use super::memtable::Memtable;
 use super::snapshot::{SegmentFiles, SegmentView, Version};
 use super::{Durability, Inner, failpoint, lock};
-use crate::index::{MemoryRows, Segment, build_flat_segment, build_segment};
+use crate::index::{MemoryRows, Segment};
 use crate::quant::QuantizerKind;
 
 /// The code of a flushed (flat) segment: 2-bit RaBitQ like the graph
@@ -230,6 +231,7 @@ impl Inner {
         let path = self.dir.join(segment_file_name(id));
         let attributes = attributes.map(Arc::new);
         let metric = self.schema.metric;
+        let element_type = self.schema.element_type;
         match shape {
             SegmentShape::Flat => {
                 let options = crate::index::BuildOptions {
@@ -238,7 +240,7 @@ impl Inner {
                     attributes,
                     ..self.options.build.clone()
                 };
-                build_flat_segment(rows, metric, &path, &options, &|_, _, _| {})?;
+                build_typed(element_type, true, rows, metric, &path, &options)?;
             }
             SegmentShape::Graph => {
                 let options = crate::index::BuildOptions {
@@ -246,7 +248,7 @@ impl Inner {
                     attributes,
                     ..self.options.build.clone()
                 };
-                build_segment(rows, metric, &path, &options, &|_, _, _| {})?;
+                build_typed(element_type, false, rows, metric, &path, &options)?;
             }
         }
         write_id_set(
