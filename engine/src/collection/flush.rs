@@ -22,14 +22,15 @@ use super::{Durability, Inner, failpoint, lock};
 use crate::index::{MemoryRows, Segment};
 use crate::quant::QuantizerKind;
 
-/// The code of a flushed (flat) segment: 2-bit RaBitQ like the graph
-/// segments, but with 16 residual centroids instead of 256, because a
-/// flush must train and encode in seconds (k-means and the nearest-centroid
-/// search cost grow with the centroids) and the flat scan reranks
-/// `4 · ef` candidates anyway. Compaction re-encodes with the collection's
-/// build options.
+/// The code of a flushed (flat) segment: 1-bit RaBitQ with 16 residual
+/// centroids. A flush must train and encode in about a second per 100,000
+/// rows so that it keeps up with the WAL: the 2-bit grid search made
+/// encoding 4× slower (benches/RESULTS.md, "Collections: flat flushes"),
+/// and the flat scan reranks `4 · ef` candidates with full vectors, with the
+/// early stop off for 1-bit codes. Compaction re-encodes with the
+/// collection's build options (2-bit, 256 centroids by default).
 pub(crate) const FLUSH_CODE: QuantizerKind = QuantizerKind::RaBitQ {
-    bits: 2,
+    bits: 1,
     centroids: 16,
 };
 

@@ -238,6 +238,12 @@ impl Segment {
         };
         let rerank = (params.ef.max(k) * EXACT_SCAN_RERANK_FACTOR).max(k);
         let codes = self.quantizer().query(query);
+        // 1-bit codes estimate too loosely for the early-stop bound (§7.2):
+        // with them every one of the `rerank` candidates is read.
+        let stop_permille = match self.quantizer().kind() {
+            crate::quant::QuantizerKind::RaBitQ { bits: 1, .. } => None,
+            _ => params.stop_permille,
+        };
         let len = self.code_len();
         let all = self.codes();
         let mut scored: Vec<(f32, u32)> = rows
@@ -271,7 +277,7 @@ impl Segment {
                 }
                 limit = order_prefix(&mut scored, limit, rerank);
             }
-            if let Some(p) = params.stop_permille
+            if let Some(p) = stop_permille
                 && exact.len() >= k
             {
                 kth.clear();
