@@ -81,13 +81,13 @@ fn decode_elements(element_type: ElementType, bytes: &[u8], out: &mut Vec<f32>) 
         ElementType::F32 => out.extend(
             bytes
                 .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+                .filter_map(|b| b.try_into().ok().map(f32::from_le_bytes)),
         ),
-        ElementType::F16 => out.extend(
-            bytes
-                .chunks_exact(2)
-                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()),
-        ),
+        ElementType::F16 => out.extend(bytes.chunks_exact(2).filter_map(|b| {
+            b.try_into()
+                .ok()
+                .map(|b| half::f16::from_le_bytes(b).to_f32())
+        })),
         ElementType::U8 => out.extend(bytes.iter().map(|&b| f32::from(b))),
         ElementType::I8 => out.extend(bytes.iter().map(|&b| f32::from(b as i8))),
     }
