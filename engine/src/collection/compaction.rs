@@ -26,7 +26,7 @@ use omen_format::collection::{
     IdSetKind, MANIFEST_FILE, SegmentRecord, tombstone_file_name, write_id_set,
 };
 
-use super::flush::remove_quietly;
+use super::flush::{SegmentShape, remove_quietly};
 use super::options::CollectionOptions;
 use super::snapshot::{SegmentView, Version};
 use super::{Inner, failpoint, lock};
@@ -227,7 +227,7 @@ impl Inner {
             None
         } else {
             let attributes = self.attribute_columns(values.chunks(ncols.max(1)))?;
-            Some(self.write_segment(id, &spill, &sorted, attributes)?)
+            Some(self.write_segment(id, &spill, &sorted, attributes, SegmentShape::Graph)?)
         };
         drop(spill);
         failpoint("compaction-built");

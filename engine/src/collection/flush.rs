@@ -15,10 +15,36 @@ use omen_format::collection::{
 
 use omen_format::segment::attributes::AttributeColumns;
 
+use super::element::build_typed;
 use super::memtable::Memtable;
 use super::snapshot::{SegmentFiles, SegmentView, Version};
 use super::{Durability, Inner, failpoint, lock};
-use crate::index::{MemoryRows, Segment, build_segment};
+use crate::index::{MemoryRows, Segment};
+use crate::quant::QuantizerKind;
+
+/// The code of a flushed (flat) segment: 1-bit RaBitQ with 16 residual
+/// centroids. A flush must train and encode in about a second per 100,000
+/// rows so that it keeps up with the WAL: the 2-bit grid search made
+/// encoding 4× slower (benches/RESULTS.md, "Collections: flat flushes"),
+/// and the flat scan reranks `4 · ef` candidates with full vectors, with the
+/// early stop off for 1-bit codes. Compaction re-encodes with the
+/// collection's build options (2-bit, 256 centroids by default).
+pub(crate) const FLUSH_CODE: QuantizerKind = QuantizerKind::RaBitQ {
+    bits: 1,
+    centroids: 16,
+};
+
+/// Rows the flush's quantizer trains on (evenly spaced over the memtable).
+pub(crate) const FLUSH_TRAINING_ROWS: usize = 16_384;
+
+/// What a new segment is built as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SegmentShape {
+    /// A flat index (SPEC.md §8.6): what a flush writes, in seconds.
+    Flat,
+    /// A graph index as `omen-build` writes it: what compaction writes.
+    Graph,
+}
 use crate::{EngineError, Result};
 
 impl Inner {
@@ -178,7 +204,7 @@ impl Inner {
             label: &label,
         };
         let attributes = self.attribute_columns(values.chunks(self.schema.columns.len().max(1)))?;
-        let files = self.write_segment(id, &rows, &ids, attributes)?;
+        let files = self.write_segment(id, &rows, &ids, attributes, SegmentShape::Flat)?;
         Ok(Some(SegmentView {
             record: SegmentRecord {
                 id,
@@ -194,21 +220,38 @@ impl Inner {
     }
 
     /// Builds segment `id` from `rows` (whose ids, ascending, are
-    /// `sorted_ids`), writes its id list and opens it.
+    /// `sorted_ids`) in the given shape, writes its id list and opens it.
     pub(crate) fn write_segment(
         &self,
         id: u64,
         rows: &dyn crate::index::BuildRows<f32>,
         sorted_ids: &[u64],
         attributes: Option<AttributeColumns>,
+        shape: SegmentShape,
     ) -> Result<Arc<SegmentFiles>> {
         let path = self.dir.join(segment_file_name(id));
-        let options = crate::index::BuildOptions {
-            temp_dir: Some(self.dir.clone()),
-            attributes: attributes.map(Arc::new),
-            ..self.options.build.clone()
-        };
-        build_segment(rows, self.schema.metric, &path, &options, &|_, _, _| {})?;
+        let attributes = attributes.map(Arc::new);
+        let metric = self.schema.metric;
+        let element_type = self.schema.element_type;
+        match shape {
+            SegmentShape::Flat => {
+                let options = crate::index::BuildOptions {
+                    code: FLUSH_CODE,
+                    training_sample: FLUSH_TRAINING_ROWS,
+                    attributes,
+                    ..self.options.build.clone()
+                };
+                build_typed(element_type, true, rows, metric, &path, &options)?;
+            }
+            SegmentShape::Graph => {
+                let options = crate::index::BuildOptions {
+                    temp_dir: Some(self.dir.clone()),
+                    attributes,
+                    ..self.options.build.clone()
+                };
+                build_typed(element_type, false, rows, metric, &path, &options)?;
+            }
+        }
         write_id_set(
             &self.dir.join(ids_file_name(id)),
             IdSetKind::SegmentIds,

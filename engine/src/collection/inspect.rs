@@ -11,6 +11,9 @@ use omen_format::collection::{
     segment_file_name, tombstone_file_name, wal,
 };
 
+use omen_format::segment::layout::INCOMPAT_FLAT_INDEX;
+use omen_format::segment::{OpenOptions, SegmentFile};
+
 use super::compaction::pick;
 use super::options::CollectionOptions;
 use crate::Result;
@@ -23,6 +26,9 @@ pub struct SegmentSummary {
     pub bytes: u64,
     pub ids_bytes: u64,
     pub tombstone_file: Option<String>,
+    /// Whether the segment is a flat index (a flush not yet compacted into
+    /// a graph); `None` when its superblock cannot be read.
+    pub flat: Option<bool>,
 }
 
 /// One WAL file.
@@ -71,6 +77,9 @@ pub fn inspect(dir: &Path) -> Result<Inspection> {
             ids_bytes: size(&ids_file_name(r.id)),
             tombstone_file: (r.tombstone_generation != 0)
                 .then(|| tombstone_file_name(r.id, r.tombstone_generation)),
+            flat: SegmentFile::open(dir.join(segment_file_name(r.id)), OpenOptions::default())
+                .ok()
+                .map(|f| f.info().incompat_features & INCOMPAT_FLAT_INDEX != 0),
         })
         .collect();
     let mut wal_numbers = Vec::new();

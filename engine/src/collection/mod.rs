@@ -14,6 +14,7 @@
 
 mod commit;
 mod compaction;
+mod element;
 mod exact;
 mod flush;
 mod inspect;
@@ -255,11 +256,18 @@ impl Collection {
                 &values[i * columns..(i + 1) * columns],
             )?;
         }
+        let element_type = schema.element_type;
         Ok(RowBatch {
             dim,
             columns,
+            element_type,
             ids: ids.to_vec(),
-            vectors: vectors.to_vec(),
+            // f16 rounds here, before the write is logged, so every part of
+            // the collection holds the same value (checked above).
+            vectors: vectors
+                .iter()
+                .map(|&x| element::stored_value(element_type, x).unwrap_or(x))
+                .collect(),
             values: values.to_vec(),
         })
     }

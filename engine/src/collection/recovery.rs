@@ -92,6 +92,11 @@ pub(crate) fn open(dir: &Path, options: CollectionOptions) -> Result<Inner> {
     for record in &manifest.segments {
         let path = dir.join(segment_file_name(record.id));
         let segment = Segment::open(&path, &options.segment)?;
+        super::element::check_segment_type(
+            &path,
+            segment.info().element_type,
+            schema.element_type,
+        )?;
         let ids_path = dir.join(ids_file_name(record.id));
         let ids = read_id_set(&ids_path, IdSetKind::SegmentIds)?;
         if ids.len() as u64 != record.vectors || segment.len() as u64 != record.vectors {
@@ -195,15 +200,15 @@ pub(crate) fn open(dir: &Path, options: CollectionOptions) -> Result<Inner> {
             continue;
         }
         if let WalOp::Upsert(b) = &record.op
-            && (b.dim != dim || b.columns != columns)
+            && (b.dim != dim || b.columns != columns || b.element_type != schema.element_type)
         {
             return Err(FormatError::Corrupt {
                 path: dir.join(omen_format::collection::wal_file_name(*n)),
                 what: format!("WAL record {}", record.lsn),
                 offset: 0,
                 reason: format!(
-                    "rows of {} dimensions and {} columns in a collection of {dim} and {columns}",
-                    b.dim, b.columns
+                    "rows of {} {} dimensions and {} columns in a collection of {dim} {} and {columns}",
+                    b.dim, b.element_type, b.columns, schema.element_type
                 ),
             }
             .into());

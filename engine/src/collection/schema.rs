@@ -14,7 +14,8 @@ pub struct Schema {
     pub primary_key: String,
     /// Vector dimension.
     pub dimension: usize,
-    /// Element type of the stored vectors. Only f32 is accepted for now.
+    /// Element type of the stored vectors: f32, f16, u8 or i8. Rows are
+    /// always given as f32; a narrower type checks them (SPEC.md §8.5).
     pub element_type: ElementType,
     pub metric: Metric,
     /// Scalar attribute columns, in the order rows give their values.
@@ -44,12 +45,6 @@ impl Schema {
         let bad = |m: String| Err(EngineError::InvalidArgument(m));
         if self.dimension == 0 || u32::try_from(self.dimension).is_err() {
             return bad(format!("dimension {} is not in 1..2^32", self.dimension));
-        }
-        if self.element_type != ElementType::F32 {
-            return bad(format!(
-                "collections store f32 vectors for now, not {}",
-                self.element_type
-            ));
         }
         let mut names = vec![self.primary_key.as_str()];
         for c in &self.columns {
@@ -81,6 +76,13 @@ impl Schema {
                 "row {id}: vector component {i} is {}; vectors must be finite",
                 vector[i]
             )));
+        }
+        for (i, &x) in vector.iter().enumerate() {
+            if let Err(why) = super::element::stored_value(self.element_type, x) {
+                return Err(EngineError::InvalidArgument(format!(
+                    "row {id}: vector column, component {i}: {why}"
+                )));
+            }
         }
         if values.len() != self.columns.len() {
             return Err(EngineError::InvalidArgument(format!(

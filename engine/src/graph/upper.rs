@@ -256,6 +256,18 @@ impl UpperLayers {
         })
     }
 
+    /// No level above the base layer: what a flat index (one without a
+    /// graph) stores. `max_degree` is kept only because the encoding
+    /// requires a non-zero bound.
+    pub fn empty(base_count: u64, max_degree: usize) -> Self {
+        UpperLayers {
+            base_count,
+            max_degree: max_degree.clamp(1, usize::from(u16::MAX)),
+            entry: NO_ENTRY,
+            levels: Vec::new(),
+        }
+    }
+
     /// Number of levels above the base layer.
     pub fn levels(&self) -> usize {
         self.levels.len()

@@ -18,7 +18,9 @@ use std::time::Instant;
 
 use omen_format::Metric;
 use omen_format::dataset::{DatasetElement, RowReader};
-use omen_format::segment::layout::{INDEX_VERSION, IndexHeader, PAGE_PAYLOAD};
+use omen_format::segment::layout::{
+    BUILDER_FLAT, INCOMPAT_FLAT_INDEX, INDEX_VERSION, IndexHeader, PAGE_PAYLOAD,
+};
 use omen_format::segment::{Encoding, SectionKind, SegmentHeader, SegmentWriter};
 use rayon::prelude::*;
 use zerocopy::{FromZeros, IntoBytes};
@@ -367,24 +369,12 @@ pub fn build_segment<T: Widen + DatasetElement>(
 
     // 6. Codes, in the new order.
     timer.start(BuildPhase::Encode);
-    let mut codes = vec![0u8; n * code_len];
-    let done = std::sync::atomic::AtomicU64::new(0);
-    codes
-        .par_chunks_mut(BLOCK_ROWS * code_len)
-        .enumerate()
-        .try_for_each(|(b, block)| -> Result<()> {
-            let first = b * BLOCK_ROWS;
-            let ids: Vec<usize> = (first..first + block.len() / code_len)
-                .map(|new| perm.new_to_old[new] as usize)
-                .collect();
-            let rows = read_widened(input, &ids)?;
-            for (code, row) in block.chunks_exact_mut(code_len).zip(rows.chunks_exact(dim)) {
-                quantizer.encode(row, code);
-            }
-            let d = done.fetch_add(ids.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            progress(BuildPhase::Encode, d + ids.len() as u64, n as u64);
-            Ok(())
-        })?;
+    let codes = encode_rows(
+        input,
+        &quantizer,
+        &|new| perm.new_to_old[new] as usize,
+        progress,
+    )?;
 
     // 7. The segment.
     timer.start(BuildPhase::Write);
@@ -433,7 +423,7 @@ pub fn build_segment<T: Widen + DatasetElement>(
     write_nodes(
         &mut writer,
         input,
-        &graph,
+        &|node| graph.neighbours(node),
         &perm.new_to_old,
         layout,
         progress,
@@ -477,16 +467,174 @@ pub fn build_segment<T: Widen + DatasetElement>(
     })
 }
 
+/// The codes of every row, in the order `old_of(new)` gives (the row of
+/// the input stored as node `new`), encoded in parallel blocks.
+fn encode_rows<T: Widen + DatasetElement>(
+    input: &dyn BuildRows<T>,
+    quantizer: &Quantizer,
+    old_of: &(dyn Fn(usize) -> usize + Sync),
+    progress: &Progress<'_>,
+) -> Result<Vec<u8>> {
+    let n = input.len();
+    let dim = input.dim();
+    let code_len = quantizer.code_len();
+    let mut codes = vec![0u8; n * code_len];
+    let done = std::sync::atomic::AtomicU64::new(0);
+    codes
+        .par_chunks_mut(BLOCK_ROWS * code_len)
+        .enumerate()
+        .try_for_each(|(b, block)| -> Result<()> {
+            let first = b * BLOCK_ROWS;
+            let ids: Vec<usize> = (first..first + block.len() / code_len)
+                .map(old_of)
+                .collect();
+            let rows = read_widened(input, &ids)?;
+            for (code, row) in block.chunks_exact_mut(code_len).zip(rows.chunks_exact(dim)) {
+                quantizer.encode(row, code);
+            }
+            let d = done.fetch_add(ids.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            progress(BuildPhase::Encode, d + ids.len() as u64, n as u64);
+            Ok(())
+        })?;
+    Ok(codes)
+}
+
+/// Writes a *flat index* of the rows `input` reads (SPEC.md §2.5.3): the
+/// same sections as [`build_segment`] (full vectors in node records, codes,
+/// quantizer, attributes), but no graph: records have no neighbour slots
+/// (`R = 0`), nodes are in input order, there are no upper levels, the
+/// index header says builder 3 and the superblock sets
+/// [`INCOMPAT_FLAT_INDEX`]. A search scores every code and reranks the best
+/// with full vectors. It costs a quantizer training and one encoding pass,
+/// so a collection can flush a memtable in seconds and leave the graph to
+/// compaction. `options.code`, `training_sample`, `seed` and `attributes`
+/// apply; the graph options do not.
+pub fn build_flat_segment<T: Widen + DatasetElement>(
+    input: &dyn BuildRows<T>,
+    metric: Metric,
+    out: &Path,
+    options: &BuildOptions,
+    progress: &Progress<'_>,
+) -> Result<BuildReport> {
+    let n = input.len();
+    let dim = input.dim();
+    let element_type = T::ELEMENT_TYPE.ok_or_else(|| {
+        EngineError::InvalidArgument(format!(
+            "{}: i32 files hold ids, not vectors",
+            input.describe()
+        ))
+    })?;
+    if let Some(a) = &options.attributes
+        && a.len() != n
+    {
+        return Err(EngineError::InvalidArgument(format!(
+            "{} attribute rows for the {n} vectors of {}",
+            a.len(),
+            input.describe()
+        )));
+    }
+    if n == 0 || u32::try_from(n).map_or(true, |n| n == u32::MAX) {
+        return Err(EngineError::InvalidArgument(format!(
+            "{}: a segment holds 1..{} vectors, the input has {n}",
+            input.describe(),
+            u32::MAX
+        )));
+    }
+    let mut timer = PhaseTimer::default();
+    timer.start(BuildPhase::Validate);
+    sequential_pass(input, BuildPhase::Validate, progress, |_, _| Ok(()))?;
+
+    timer.start(BuildPhase::TrainCodes);
+    let sample = read_widened(input, &evenly_spaced(n, options.training_sample.max(1)))?;
+    let quantizer = Quantizer::train(options.code, flat(&sample, dim)?, metric, options.seed)?;
+    drop(sample);
+    let code_len = quantizer.code_len();
+    progress(BuildPhase::TrainCodes, 1, 1);
+
+    timer.start(BuildPhase::Encode);
+    let codes = encode_rows(input, &quantizer, &|row| row, progress)?;
+
+    timer.start(BuildPhase::Write);
+    let layout = NodeLayout::new(element_type, dim, 0);
+    let nodes_per_page = (PAGE_PAYLOAD / layout.record_len()).max(1);
+    let mut header = SegmentHeader::new(element_type, metric, dim as u32, n as u64);
+    header.created_unix_micros = header.created_unix_micros.max(1);
+    header.incompat_features = INCOMPAT_FLAT_INDEX;
+    let mut writer = SegmentWriter::create(out, header)?;
+    let mut meta = BTreeMap::new();
+    meta.insert(
+        "writer".to_string(),
+        format!("omen-engine flat {}", env!("CARGO_PKG_VERSION")),
+    );
+    meta.insert("source".to_string(), input.describe());
+    meta.insert("build.builder".to_string(), "flat".to_string());
+    meta.insert("build.code".to_string(), options.code.to_string());
+    meta.insert("build.seed".to_string(), options.seed.to_string());
+    writer.write_metadata(&meta)?;
+
+    let mut index = IndexHeader::new_zeroed();
+    index.version.set(INDEX_VERSION);
+    index.nodes_per_page.set(nodes_per_page as u32);
+    index.record_len.set(layout.record_len() as u32);
+    index.code_len.set(code_len as u32);
+    index.builder = BUILDER_FLAT;
+    writer.write_section(
+        SectionKind::INDEX_HEADER,
+        index.as_bytes(),
+        Encoding::Raw,
+        1,
+        64,
+    )?;
+    let identity: Vec<u32> = (0..n as u32).collect();
+    write_nodes(&mut writer, input, &|_| &[], &identity, layout, progress)?;
+    writer.write_section(
+        SectionKind::CODES,
+        &codes,
+        Encoding::Raw,
+        n as u64,
+        code_len as u32,
+    )?;
+    let q = quantizer.to_bytes();
+    writer.write_section(SectionKind::QUANTIZER, &q, Encoding::Lz4, 1, 0)?;
+    let upper = UpperLayers::empty(n as u64, options.upper_degree);
+    writer.write_section(
+        SectionKind::UPPER_LAYERS,
+        &upper.to_bytes(),
+        Encoding::Lz4,
+        0,
+        0,
+    )?;
+    if let Some(a) = &options.attributes {
+        writer.write_attributes(a)?;
+    }
+    let path = writer.finish()?;
+    let file_bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    timer.stop();
+    Ok(BuildReport {
+        vectors: n as u64,
+        dimension: dim,
+        shards: 0,
+        mean_degree: 0.0,
+        same_page_fraction: 0.0,
+        nodes_per_page,
+        code_len,
+        ram_bytes_per_vector: (codes.len() + q.len()) as f64 / n as f64,
+        file_bytes,
+        phase_seconds: timer.done,
+        peak_rss_bytes: crate::memory::peak_resident_bytes(),
+    })
+}
+
 /// Records assembled per parallel block while writing: small, because a
 /// record can be several KiB at high dimensions.
 const WRITE_BLOCK_ROWS: usize = 1024;
 
 /// Writes node records in the new order, reading each vector from the
 /// input by its old id. Rows are read in parallel blocks.
-fn write_nodes<T: Widen + DatasetElement>(
+fn write_nodes<'g, T: Widen + DatasetElement>(
     writer: &mut SegmentWriter,
     input: &dyn BuildRows<T>,
-    graph: &Graph,
+    neighbours: &(dyn Fn(u32) -> &'g [u32] + Sync),
     new_to_old: &[u32],
     layout: NodeLayout,
     progress: &Progress<'_>,
@@ -518,7 +666,7 @@ fn write_nodes<T: Widen + DatasetElement>(
                             layout.encode(
                                 input.id(old),
                                 row.as_bytes(),
-                                graph.neighbours(new as u32),
+                                neighbours(new as u32),
                                 rec,
                             );
                             Ok::<(), EngineError>(())

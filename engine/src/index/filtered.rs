@@ -71,10 +71,16 @@ impl Segment {
         let used = check(filter, schema)?;
         let stats = self.attributes().map_or(&[][..], |a| a.stats());
         let s = selectivity(filter, schema, stats);
+        // A flat index has no graph to walk: anything that may match is
+        // scanned.
+        let strategy = match choose(s) {
+            SearchStrategy::FilteredWalk if self.is_flat() => SearchStrategy::ExactScan,
+            other => other,
+        };
         Ok(FilterPlan {
             rows: self.len() as u64,
             selectivity: s,
-            strategy: choose(s),
+            strategy,
             columns: used
                 .iter()
                 .map(|&c| {
@@ -180,9 +186,14 @@ impl Segment {
             filter: &compiled,
             also,
         };
-        match plan.strategy {
-            SearchStrategy::ExactScan => self.exact_scan(query, k, &accept, params),
-            _ => self.filtered_walk(query, k, &accept, params, plan.selectivity.max(1e-6)),
+        if plan.strategy == SearchStrategy::ExactScan || self.is_flat() {
+            let matches = compiled.matching_rows();
+            stats_rows_tested(
+                self.exact_scan(query, k, matches.into_iter(), &accept, params),
+                self.len(),
+            )
+        } else {
+            self.filtered_walk(query, k, &accept, params, plan.selectivity.max(1e-6))
         }
     }
 
@@ -203,42 +214,48 @@ impl Segment {
         Ok((hits, stats))
     }
 
-    /// Ranks every matching row by its in-RAM code, then reads the best
+    /// Ranks every row of `rows` (a filter's matches, or every row of a
+    /// flat index) by its in-RAM code, then reads the best
     /// candidates' pages in code order, a batch of `2 · beam_width` page
     /// groups per round, computing exact distances, until the next
     /// candidate's code distance exceeds the early-stop bound on the `k`-th
     /// exact distance (as in the walk, [`SearchParams::stop_permille`]) or
     /// `ef × EXACT_SCAN_RERANK_FACTOR` candidates (at least `k`) were
-    /// read and at least `k` of them passed the caller's row filter. When no more rows match than that and the bound is off, every
-    /// match is reranked and the result is exact.
-    fn exact_scan(
+    /// read and at least `k` of them passed `accept`. When `rows` holds no
+    /// more than that and the bound is off, every row is reranked and the
+    /// result is exact.
+    pub(crate) fn exact_scan<A: Acceptance>(
         &self,
         query: &[f32],
         k: usize,
-        accept: &ByRow<'_>,
+        rows: impl Iterator<Item = u32>,
+        accept: &A,
         params: &SearchParams,
     ) -> Result<(Vec<Hit>, QueryStats)> {
         let mut stats = QueryStats {
             strategy: SearchStrategy::ExactScan,
-            filter_rows_tested: self.len() as u32,
             ..QueryStats::default()
         };
-        let matches = accept.filter.matching_rows();
-        if matches.is_empty() {
-            return Ok((Vec::new(), stats));
-        }
         let rerank = (params.ef.max(k) * EXACT_SCAN_RERANK_FACTOR).max(k);
         let codes = self.quantizer().query(query);
+        // 1-bit codes estimate too loosely for the early-stop bound (§7.2):
+        // with them every one of the `rerank` candidates is read.
+        let stop_permille = match self.quantizer().kind() {
+            crate::quant::QuantizerKind::RaBitQ { bits: 1, .. } => None,
+            _ => params.stop_permille,
+        };
         let len = self.code_len();
         let all = self.codes();
-        stats.code_distances = matches.len() as u32;
-        let mut scored: Vec<(f32, u32)> = matches
-            .iter()
-            .map(|&r| {
+        let mut scored: Vec<(f32, u32)> = rows
+            .map(|r| {
                 let at = r as usize * len;
                 (codes.distance(&all[at..at + len]), r)
             })
             .collect();
+        if scored.is_empty() {
+            return Ok((Vec::new(), stats));
+        }
+        stats.code_distances = scored.len() as u32;
         // Only the best `limit` are put in order. A caller's row filter can
         // reject rows once read (deleted ones); while fewer than `k` pass,
         // the next `rerank` are ordered and read too, so deletes cost no
@@ -260,7 +277,7 @@ impl Segment {
                 }
                 limit = order_prefix(&mut scored, limit, rerank);
             }
-            if let Some(p) = params.stop_permille
+            if let Some(p) = stop_permille
                 && exact.len() >= k
             {
                 kth.clear();
@@ -322,6 +339,17 @@ impl Segment {
             .collect();
         Ok((hits, stats))
     }
+}
+
+/// The exact scan of a compiled filter tested every row of the segment.
+fn stats_rows_tested(
+    result: Result<(Vec<Hit>, QueryStats)>,
+    rows: usize,
+) -> Result<(Vec<Hit>, QueryStats)> {
+    result.map(|(hits, mut stats)| {
+        stats.filter_rows_tested = rows as u32;
+        (hits, stats)
+    })
 }
 
 /// Puts the best `count` candidates of `scored[from..]` in order at its

@@ -16,7 +16,9 @@ mod search;
 mod segment;
 
 pub use attach::attach_attributes;
-pub use build::{BuildOptions, BuildPhase, BuildReport, BuildRows, MemoryRows, build_segment};
+pub use build::{
+    BuildOptions, BuildPhase, BuildReport, BuildRows, MemoryRows, build_flat_segment, build_segment,
+};
 pub use node::NodeLayout;
 pub use segment::{FILTER_LIST_FACTOR, Segment};
 

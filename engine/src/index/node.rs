@@ -71,10 +71,12 @@ impl NodeLayout {
     }
 
     /// Recovers the layout from a record length stored in the directory.
+    /// `R = 0` (no neighbour slots) is a flat index's layout; the segment
+    /// checks that the index header says so.
     pub fn from_record_len(vector_len: usize, record_len: usize) -> Option<Self> {
         let fixed = VECTOR_OFFSET + vector_len.next_multiple_of(4);
         let rest = record_len.checked_sub(fixed)?;
-        (rest % 4 == 0 && rest > 0).then_some(NodeLayout {
+        (rest % 4 == 0).then_some(NodeLayout {
             vector_len,
             max_degree: rest / 4,
         })

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use omen_format::segment::layout::{
-    INDEX_VERSION, IndexHeader, PAGE_PAYLOAD, PAGE_SIZE, PAGE_SIZE_U64,
+    BUILDER_FLAT, INCOMPAT_FLAT_INDEX, INDEX_VERSION, IndexHeader, PAGE_PAYLOAD, PAGE_SIZE,
+    PAGE_SIZE_U64,
 };
 use omen_format::segment::{
     OpenOptions, RowLayout, SectionKind, SegmentFile, SegmentInfo, Verify, verify_page,
@@ -53,6 +54,8 @@ pub struct Segment {
     pages: PageSource,
     scratch: Mutex<Vec<Scratch>>,
     attributes: Option<SegmentAttributes>,
+    /// A flat index (no graph, SPEC.md §2.5.3): searched by the exact scan.
+    flat: bool,
 }
 
 impl Segment {
@@ -109,6 +112,38 @@ impl Segment {
                 SectionKind::INDEX_HEADER,
                 section.offset + 4,
                 format!("entry {base_entry} of {n} nodes"),
+            ));
+        }
+
+        // A flat index is flagged twice, in the superblock (so that older
+        // readers refuse it) and in the index header; the two must agree
+        // with each other and with the shape of the records.
+        let flat = info.incompat_features & INCOMPAT_FLAT_INDEX != 0;
+        if flat != (header.builder == BUILDER_FLAT) {
+            return Err(corrupt(
+                SectionKind::INDEX_HEADER,
+                section.offset + 24,
+                format!(
+                    "builder {} {} a flat index, but the superblock {} the flat-index feature bit",
+                    header.builder,
+                    if header.builder == BUILDER_FLAT {
+                        "marks"
+                    } else {
+                        "does not mark"
+                    },
+                    if flat { "sets" } else { "does not set" },
+                ),
+            ));
+        }
+        if flat != (header.max_degree.get() == 0) {
+            return Err(corrupt(
+                SectionKind::INDEX_HEADER,
+                section.offset + 8,
+                format!(
+                    "R = {} in a {} index (a flat index has R = 0, a graph R > 0)",
+                    header.max_degree.get(),
+                    if flat { "flat" } else { "graph" }
+                ),
             ));
         }
 
@@ -175,6 +210,13 @@ impl Segment {
                 ),
             ));
         }
+        if flat && upper.levels() != 0 {
+            return Err(corrupt(
+                SectionKind::UPPER_LAYERS,
+                section.offset,
+                format!("{} upper levels in a flat index", upper.levels()),
+            ));
+        }
 
         let attributes = SegmentAttributes::open(file, options.attribute_budget)?;
         let pages = PageSource::open(path, options.io, options.queue_depth)?;
@@ -196,6 +238,7 @@ impl Segment {
             pages,
             scratch: Mutex::new(Vec::new()),
             attributes,
+            flat,
         })
     }
 
@@ -208,6 +251,9 @@ impl Segment {
         params: &SearchParams,
     ) -> Result<(Vec<Hit>, QueryStats)> {
         self.check_query(query, k)?;
+        if self.flat {
+            return self.exact_scan(query, k, 0..self.len() as u32, &AcceptAll, params);
+        }
         self.with_scratch(|scratch| search(self, scratch, query, k, params, &AcceptAll, 0))
     }
 
@@ -227,8 +273,11 @@ impl Segment {
         filter: &dyn RowFilter,
     ) -> Result<(Vec<Hit>, QueryStats)> {
         self.check_query(query, k)?;
-        let list_cap = params.ef.max(k).max(1).saturating_mul(FILTER_LIST_FACTOR);
         let accept = Filtered(filter);
+        if self.flat {
+            return self.exact_scan(query, k, 0..self.len() as u32, &accept, params);
+        }
+        let list_cap = params.ef.max(k).max(1).saturating_mul(FILTER_LIST_FACTOR);
         self.with_scratch(|scratch| search(self, scratch, query, k, params, &accept, list_cap))
     }
 
@@ -364,6 +413,13 @@ impl Segment {
     /// The distance the segment was built for.
     pub fn metric(&self) -> Metric {
         self.info.metric
+    }
+
+    /// Whether this is a flat index (no graph; every search is the exact
+    /// scan of codes with a full-precision rerank). Collections flush
+    /// memtables as flat indexes and compaction turns them into graphs.
+    pub fn is_flat(&self) -> bool {
+        self.flat
     }
 
     /// The maximum degree `R` of the base layer.

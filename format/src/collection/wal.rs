@@ -11,6 +11,7 @@
 
 use std::path::Path;
 
+use crate::ElementType;
 use crate::attr::Value;
 use crate::checksum::Checksum;
 use crate::collection::reader::Cursor;
@@ -30,16 +31,66 @@ pub const MAX_PAYLOAD: usize = 1 << 30;
 
 const OP_UPSERT: u8 = 1;
 const OP_DELETE: u8 = 2;
+/// Upsert of rows whose vectors are f16, u8 or i8 (SPEC.md §8.3): the
+/// element type follows the column count and each vector is stored in it.
+/// f32 rows keep operation 1, so f32 logs are unchanged.
+const OP_UPSERT_TYPED: u8 = 3;
 
 /// Rows written together: ids, their vectors back to back, and their
 /// attribute values row by row (`columns` per row).
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RowBatch {
     pub dim: usize,
     pub columns: usize,
+    /// How the vectors are stored in the log (and in the collection). The
+    /// values in `vectors` are exactly representable in it: f32 holds them
+    /// widened, which is exact for f16, u8 and i8.
+    pub element_type: ElementType,
     pub ids: Vec<u64>,
     pub vectors: Vec<f32>,
     pub values: Vec<Value>,
+}
+
+impl Default for RowBatch {
+    fn default() -> Self {
+        RowBatch {
+            dim: 0,
+            columns: 0,
+            element_type: ElementType::F32,
+            ids: Vec::new(),
+            vectors: Vec::new(),
+            values: Vec::new(),
+        }
+    }
+}
+
+/// Appends `x` as one little-endian element of `element_type` (narrowing is
+/// exact for the values a [`RowBatch`] holds).
+fn encode_element(element_type: ElementType, x: f32, out: &mut Vec<u8>) {
+    match element_type {
+        ElementType::F32 => out.extend_from_slice(&x.to_le_bytes()),
+        ElementType::F16 => out.extend_from_slice(&half::f16::from_f32(x).to_le_bytes()),
+        ElementType::U8 => out.push(x as u8),
+        ElementType::I8 => out.push(x as i8 as u8),
+    }
+}
+
+/// Widens the little-endian elements in `bytes` into `out`.
+fn decode_elements(element_type: ElementType, bytes: &[u8], out: &mut Vec<f32>) {
+    match element_type {
+        ElementType::F32 => out.extend(
+            bytes
+                .chunks_exact(4)
+                .filter_map(|b| b.try_into().ok().map(f32::from_le_bytes)),
+        ),
+        ElementType::F16 => out.extend(bytes.chunks_exact(2).filter_map(|b| {
+            b.try_into()
+                .ok()
+                .map(|b| half::f16::from_le_bytes(b).to_f32())
+        })),
+        ElementType::U8 => out.extend(bytes.iter().map(|&b| f32::from(b))),
+        ElementType::I8 => out.extend(bytes.iter().map(|&b| f32::from(b as i8))),
+    }
 }
 
 impl RowBatch {
@@ -103,14 +154,18 @@ pub fn encode_record(record: &WalRecord, out: &mut Vec<u8>) {
     out.extend_from_slice(&record.lsn.to_le_bytes());
     match &record.op {
         WalOp::Upsert(batch) => {
-            out.push(OP_UPSERT);
+            let typed = batch.element_type != ElementType::F32;
+            out.push(if typed { OP_UPSERT_TYPED } else { OP_UPSERT });
             out.extend_from_slice(&(batch.ids.len() as u32).to_le_bytes());
             out.extend_from_slice(&(batch.dim as u32).to_le_bytes());
             out.extend_from_slice(&(batch.columns as u16).to_le_bytes());
+            if typed {
+                out.push(batch.element_type as u8);
+            }
             for i in 0..batch.len() {
                 out.extend_from_slice(&batch.ids.get(i).copied().unwrap_or(0).to_le_bytes());
-                for x in batch.vector(i) {
-                    out.extend_from_slice(&x.to_le_bytes());
+                for &x in batch.vector(i) {
+                    encode_element(batch.element_type, x, out);
                 }
                 for v in batch.row_values(i) {
                     encode_value(v, out);
@@ -206,12 +261,26 @@ pub fn decode_payload(payload: &[u8]) -> std::result::Result<WalRecord, String> 
     let op = c.u8().ok_or_else(short)?;
     let count = c.u32().ok_or_else(short)? as usize;
     let op = match op {
-        OP_UPSERT => {
+        OP_UPSERT | OP_UPSERT_TYPED => {
             let dim = c.u32().ok_or_else(short)? as usize;
             let columns = c.u16().ok_or_else(short)? as usize;
-            // Each row needs at least 8 + 4 dim + columns bytes: refuse
-            // counts the payload cannot hold before allocating for them.
-            let min_row = 8 + 4 * dim + columns;
+            let element_type = if op == OP_UPSERT_TYPED {
+                let code = c.u8().ok_or_else(short)?;
+                match ElementType::from_code(code) {
+                    Some(ElementType::F32) | None => {
+                        return Err(format!(
+                            "element type {code} in a typed upsert (f16, u8 or i8 expected)"
+                        ));
+                    }
+                    Some(t) => t,
+                }
+            } else {
+                ElementType::F32
+            };
+            let element_len = element_type.size();
+            // Each row needs at least 8 + element_len·dim + columns bytes:
+            // refuse counts the payload cannot hold before allocating.
+            let min_row = 8 + element_len.saturating_mul(dim) + columns;
             if count.saturating_mul(min_row) > c.remaining() {
                 return Err(format!(
                     "{count} rows of at least {min_row} bytes do not fit in {} bytes",
@@ -221,18 +290,15 @@ pub fn decode_payload(payload: &[u8]) -> std::result::Result<WalRecord, String> 
             let mut batch = RowBatch {
                 dim,
                 columns,
+                element_type,
                 ids: Vec::with_capacity(count),
                 vectors: Vec::with_capacity(count * dim),
                 values: Vec::with_capacity(count * columns),
             };
             for _ in 0..count {
                 batch.ids.push(c.u64().ok_or_else(short)?);
-                let bytes = c.take(4 * dim).ok_or_else(short)?;
-                batch.vectors.extend(
-                    bytes
-                        .chunks_exact(4)
-                        .filter_map(|b| b.try_into().ok().map(f32::from_le_bytes)),
-                );
+                let bytes = c.take(element_len * dim).ok_or_else(short)?;
+                decode_elements(element_type, bytes, &mut batch.vectors);
                 for _ in 0..columns {
                     batch.values.push(decode_value(&mut c)?);
                 }
@@ -430,22 +496,41 @@ mod tests {
     }
 
     fn record(lsn: u64) -> impl Strategy<Value = WalRecord> {
-        let upsert = (1usize..5, 0usize..3, 0usize..6).prop_flat_map(|(dim, columns, rows)| {
-            (
-                proptest::collection::vec(any::<u64>(), rows),
-                proptest::collection::vec(-1e6f32..1e6, rows * dim),
-                proptest::collection::vec(value(), rows * columns),
-            )
-                .prop_map(move |(ids, vectors, values)| {
-                    WalOp::Upsert(RowBatch {
-                        dim,
-                        columns,
-                        ids,
-                        vectors,
-                        values,
+        let types = prop_oneof![
+            Just(ElementType::F32),
+            Just(ElementType::F16),
+            Just(ElementType::U8),
+            Just(ElementType::I8),
+        ];
+        let upsert = (1usize..5, 0usize..3, 0usize..6, types).prop_flat_map(
+            |(dim, columns, rows, element_type)| {
+                (
+                    proptest::collection::vec(any::<u64>(), rows),
+                    proptest::collection::vec(-1e6f32..1e6, rows * dim),
+                    proptest::collection::vec(value(), rows * columns),
+                )
+                    .prop_map(move |(ids, vectors, values)| {
+                        // Values the element type represents exactly.
+                        let vectors = vectors
+                            .into_iter()
+                            .map(|x| match element_type {
+                                ElementType::F32 => x,
+                                ElementType::F16 => half::f16::from_f32(x / 100.0).to_f32(),
+                                ElementType::U8 => (x.abs() % 256.0).floor(),
+                                ElementType::I8 => (x % 128.0).trunc(),
+                            })
+                            .collect();
+                        WalOp::Upsert(RowBatch {
+                            dim,
+                            columns,
+                            element_type,
+                            ids,
+                            vectors,
+                            values,
+                        })
                     })
-                })
-        });
+            },
+        );
         let delete = proptest::collection::vec(any::<u64>(), 0..8).prop_map(WalOp::Delete);
         prop_oneof![upsert, delete].prop_map(move |op| WalRecord { lsn, op })
     }

@@ -39,9 +39,19 @@ pub const MAX_DIMENSION: u32 = 16384;
 /// can make the reader allocate.
 pub const MAX_SECTIONS: u32 = 4096;
 
-/// Incompatible feature bits this build understands: none yet. A reader
-/// refuses a file that sets any bit it does not know.
-pub const KNOWN_INCOMPAT_FEATURES: u64 = 0;
+/// Incompatible feature bit 0: the index has no graph (SPEC.md §2.5.3,
+/// "flat index"). Its node records have no neighbour slots and it has no
+/// upper levels, so it is searched by scanning every code and reranking
+/// the best with full vectors. A reader that predates the bit would walk a
+/// graph that is not there, so the bit is incompatible: it refuses.
+pub const INCOMPAT_FLAT_INDEX: u64 = 1;
+
+/// Incompatible feature bits this build understands. A reader refuses a
+/// file that sets any bit it does not know.
+pub const KNOWN_INCOMPAT_FEATURES: u64 = INCOMPAT_FLAT_INDEX;
+
+/// [`IndexHeader::builder`] of a flat index: no graph was built.
+pub const BUILDER_FLAT: u8 = 3;
 
 /// Page 0 of every segment file.
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable)]
@@ -171,7 +181,9 @@ pub struct IndexHeader {
     pub record_len: U32,
     /// Bytes of one quantized code.
     pub code_len: U32,
-    /// 1 = Vamana, 2 = HNSW level-0 heuristic.
+    /// 1 = Vamana, 2 = HNSW level-0 heuristic, 3 = none ([`BUILDER_FLAT`]:
+    /// a flat index, exactly when the superblock sets
+    /// [`INCOMPAT_FLAT_INDEX`]).
     pub builder: u8,
     /// Zero.
     pub reserved0: [u8; 3],

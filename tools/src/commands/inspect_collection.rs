@@ -60,8 +60,13 @@ pub fn run(dir: &Path) -> Result<()> {
     for seg in &i.segments {
         let r = &seg.record;
         say!(
-            "    {:<26} tier {:>2} {:>10} rows {:>9} tombstones ({:>5.1}%) {:>10}  max LSN {}{}",
+            "    {:<26} {:<5} tier {:>2} {:>10} rows {:>9} tombstones ({:>5.1}%) {:>10}  max LSN {}{}",
             seg.file,
+            match seg.flat {
+                Some(true) => "flat",
+                Some(false) => "graph",
+                None => "?",
+            },
             r.tier,
             r.vectors,
             r.tombstones,
