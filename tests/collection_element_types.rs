@@ -7,7 +7,7 @@ mod collection_common;
 
 use std::collections::BTreeMap;
 
-use collection_common::small_options;
+use collection_common::{live, small_options};
 use omendb::engine::collection::{Collection, Schema, inspect};
 use omendb::engine::index::SearchParams;
 use omendb::engine::rng::SplitMix64;
@@ -45,15 +45,6 @@ fn stored(element: ElementType, v: Vec<f32>) -> Vec<f32> {
             .collect(),
         _ => v,
     }
-}
-
-fn live(c: &Collection) -> BTreeMap<u64, Vec<f32>> {
-    let mut out = BTreeMap::new();
-    c.scan_live(&mut |id, v, _| {
-        out.insert(id, v.to_vec());
-    })
-    .unwrap();
-    out
 }
 
 fn check_exact(c: &Collection, element: ElementType, expected: &BTreeMap<u64, Vec<f32>>) {

@@ -7,21 +7,12 @@ mod collection_common;
 
 use std::collections::BTreeMap;
 
-use collection_common::{small_options, vectors};
+use collection_common::{live, small_options, vectors};
 use omendb::Metric;
 use omendb::engine::collection::{Collection, Schema, inspect};
 use omendb::engine::index::SearchParams;
 
 const DIM: usize = 12;
-
-fn live(c: &Collection) -> BTreeMap<u64, Vec<f32>> {
-    let mut out = BTreeMap::new();
-    c.scan_live(&mut |id, v, _| {
-        out.insert(id, v.to_vec());
-    })
-    .unwrap();
-    out
-}
 
 fn brute_force(rows: &BTreeMap<u64, Vec<f32>>, q: &[f32], k: usize) -> Vec<u64> {
     let mut all: Vec<(f32, u64)> = rows

@@ -3,7 +3,9 @@
 
 #![allow(dead_code)]
 
-use omendb::engine::collection::{CollectionOptions, Durability};
+use std::collections::BTreeMap;
+
+use omendb::engine::collection::{Collection, CollectionOptions, Durability};
 use omendb::engine::index::BuildOptions;
 use omendb::engine::rng::SplitMix64;
 
@@ -35,4 +37,14 @@ pub fn vectors(ids: &[u64], version: u64, dim: usize) -> Vec<f32> {
     ids.iter()
         .flat_map(|&id| vector(id, version, dim))
         .collect()
+}
+
+/// Every live row of `c` (id to stored vector), as a full scan sees it.
+pub fn live(c: &Collection) -> BTreeMap<u64, Vec<f32>> {
+    let mut out = BTreeMap::new();
+    c.scan_live(&mut |id, v, _| {
+        out.insert(id, v.to_vec());
+    })
+    .unwrap();
+    out
 }

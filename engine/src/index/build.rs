@@ -16,12 +16,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use omen_format::Metric;
 use omen_format::dataset::{DatasetElement, RowReader};
 use omen_format::segment::layout::{
     BUILDER_FLAT, INCOMPAT_FLAT_INDEX, INDEX_VERSION, IndexHeader, PAGE_PAYLOAD,
 };
 use omen_format::segment::{Encoding, SectionKind, SegmentHeader, SegmentWriter};
+use omen_format::{ElementType, Metric};
 use rayon::prelude::*;
 use zerocopy::{FromZeros, IntoBytes};
 
@@ -240,14 +240,14 @@ impl BuildRows<f32> for MemoryRows<'_> {
     }
 }
 
-/// Builds a segment at `out` from the rows `input` reads.
-pub fn build_segment<T: Widen + DatasetElement>(
+/// What both builders refuse before reading a row: an id file given as
+/// vectors, attribute rows that do not match the vectors, and a row count
+/// that a segment's `u32` node numbers cannot hold. Returns the row count,
+/// the dimension and the element type.
+fn check_input<T: DatasetElement>(
     input: &dyn BuildRows<T>,
-    metric: Metric,
-    out: &Path,
     options: &BuildOptions,
-    progress: &Progress<'_>,
-) -> Result<BuildReport> {
+) -> Result<(usize, usize, ElementType)> {
     let n = input.len();
     let dim = input.dim();
     let element_type = T::ELEMENT_TYPE.ok_or_else(|| {
@@ -272,6 +272,18 @@ pub fn build_segment<T: Widen + DatasetElement>(
             u32::MAX
         )));
     }
+    Ok((n, dim, element_type))
+}
+
+/// Builds a segment at `out` from the rows `input` reads.
+pub fn build_segment<T: Widen + DatasetElement>(
+    input: &dyn BuildRows<T>,
+    metric: Metric,
+    out: &Path,
+    options: &BuildOptions,
+    progress: &Progress<'_>,
+) -> Result<BuildReport> {
+    let (n, dim, element_type) = check_input(input, options)?;
     let r = options.max_degree;
     let mut timer = PhaseTimer::default();
 
@@ -428,23 +440,8 @@ pub fn build_segment<T: Widen + DatasetElement>(
         layout,
         progress,
     )?;
-    writer.write_section(
-        SectionKind::CODES,
-        &codes,
-        Encoding::Raw,
-        n as u64,
-        code_len as u32,
-    )?;
     let q = quantizer.to_bytes();
-    writer.write_section(SectionKind::QUANTIZER, &q, Encoding::Lz4, 1, 0)?;
-    let u = upper.to_bytes();
-    writer.write_section(
-        SectionKind::UPPER_LAYERS,
-        &u,
-        Encoding::Lz4,
-        upper.levels() as u64,
-        0,
-    )?;
+    write_ram_sections(&mut writer, &codes, code_len, &q, &upper)?;
     if let Some(a) = &options.attributes {
         writer.write_attributes(&a.permuted(&perm.new_to_old)?)?;
     }
@@ -516,30 +513,7 @@ pub fn build_flat_segment<T: Widen + DatasetElement>(
     options: &BuildOptions,
     progress: &Progress<'_>,
 ) -> Result<BuildReport> {
-    let n = input.len();
-    let dim = input.dim();
-    let element_type = T::ELEMENT_TYPE.ok_or_else(|| {
-        EngineError::InvalidArgument(format!(
-            "{}: i32 files hold ids, not vectors",
-            input.describe()
-        ))
-    })?;
-    if let Some(a) = &options.attributes
-        && a.len() != n
-    {
-        return Err(EngineError::InvalidArgument(format!(
-            "{} attribute rows for the {n} vectors of {}",
-            a.len(),
-            input.describe()
-        )));
-    }
-    if n == 0 || u32::try_from(n).map_or(true, |n| n == u32::MAX) {
-        return Err(EngineError::InvalidArgument(format!(
-            "{}: a segment holds 1..{} vectors, the input has {n}",
-            input.describe(),
-            u32::MAX
-        )));
-    }
+    let (n, dim, element_type) = check_input(input, options)?;
     let mut timer = PhaseTimer::default();
     timer.start(BuildPhase::Validate);
     sequential_pass(input, BuildPhase::Validate, progress, |_, _| Ok(()))?;
@@ -587,23 +561,9 @@ pub fn build_flat_segment<T: Widen + DatasetElement>(
     )?;
     let identity: Vec<u32> = (0..n as u32).collect();
     write_nodes(&mut writer, input, &|_| &[], &identity, layout, progress)?;
-    writer.write_section(
-        SectionKind::CODES,
-        &codes,
-        Encoding::Raw,
-        n as u64,
-        code_len as u32,
-    )?;
     let q = quantizer.to_bytes();
-    writer.write_section(SectionKind::QUANTIZER, &q, Encoding::Lz4, 1, 0)?;
     let upper = UpperLayers::empty(n as u64, options.upper_degree);
-    writer.write_section(
-        SectionKind::UPPER_LAYERS,
-        &upper.to_bytes(),
-        Encoding::Lz4,
-        0,
-        0,
-    )?;
+    write_ram_sections(&mut writer, &codes, code_len, &q, &upper)?;
     if let Some(a) = &options.attributes {
         writer.write_attributes(a)?;
     }
@@ -623,6 +583,34 @@ pub fn build_flat_segment<T: Widen + DatasetElement>(
         phase_seconds: timer.done,
         peak_rss_bytes: crate::memory::peak_resident_bytes(),
     })
+}
+
+/// Writes the sections a search holds in RAM, after the node records:
+/// the codes (`code_len` bytes per node, in node order), the serialized
+/// quantizer and the upper levels (empty for a flat index).
+fn write_ram_sections(
+    writer: &mut SegmentWriter,
+    codes: &[u8],
+    code_len: usize,
+    quantizer: &[u8],
+    upper: &UpperLayers,
+) -> Result<()> {
+    writer.write_section(
+        SectionKind::CODES,
+        codes,
+        Encoding::Raw,
+        (codes.len() / code_len.max(1)) as u64,
+        code_len as u32,
+    )?;
+    writer.write_section(SectionKind::QUANTIZER, quantizer, Encoding::Lz4, 1, 0)?;
+    writer.write_section(
+        SectionKind::UPPER_LAYERS,
+        &upper.to_bytes(),
+        Encoding::Lz4,
+        upper.levels() as u64,
+        0,
+    )?;
+    Ok(())
 }
 
 /// Records assembled per parallel block while writing: small, because a
