@@ -227,17 +227,7 @@ fn rerank_adds_one_round_and_never_loses_what_the_walk_found() {
         32,
         &small_options(),
     );
-    // Through mmap pages arrive in request order, so the walk is the same
-    // in both searches (with io_uring, completion order can change which
-    // candidates a full list keeps).
-    let segment = Segment::open(
-        &path,
-        &SegmentOptions {
-            io: IoMode::Mmap,
-            ..SegmentOptions::default()
-        },
-    )
-    .unwrap();
+    let segment = open_mmap(&path);
     // A tight walk (the stop at the k-th distance itself) leaves good
     // candidates unread, which is what the rerank batch is for.
     let walk = SearchParams {
@@ -282,15 +272,7 @@ fn rerank_as_deep_as_the_set_reads_every_scored_node() {
         16,
         &small_options(),
     );
-    // mmap: the walk is the same in both searches (see above).
-    let segment = Segment::open(
-        &path,
-        &SegmentOptions {
-            io: IoMode::Mmap,
-            ..SegmentOptions::default()
-        },
-    )
-    .unwrap();
+    let segment = open_mmap(&path);
     let walk = SearchParams {
         ef: 10,
         beam_width: 1,
@@ -428,4 +410,18 @@ fn corrupt_node_page_is_detected_at_read() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("codes") && err.contains("checksum"), "{err}");
+}
+
+/// Opens `path` read through mmap: pages arrive in request order, so a walk
+/// repeats exactly (with io_uring, completion order can change which
+/// candidates a full list keeps), and two searches can be compared.
+fn open_mmap(path: &std::path::Path) -> Segment {
+    Segment::open(
+        path,
+        &SegmentOptions {
+            io: IoMode::Mmap,
+            ..SegmentOptions::default()
+        },
+    )
+    .unwrap()
 }
