@@ -170,7 +170,7 @@ fn settings_counts_explain_and_lookups() {
         rows(run(&exec, &mut s, "SELECT count(*) FROM items", vec![]).unwrap()),
         vec![vec![Datum::Int(N as i64)]]
     );
-    let plan = rows(
+    let text = plan_text(
         run(
             &exec,
             &mut s,
@@ -179,7 +179,6 @@ fn settings_counts_explain_and_lookups() {
         )
         .unwrap(),
     );
-    let text: String = plan.iter().map(|r| r[0].to_string() + "\n").collect();
     assert!(text.contains("ef=200"), "{text}");
     assert!(text.contains(&path.display().to_string()), "{text}");
     assert!(text.contains("Filter: none"), "{text}");
@@ -455,7 +454,7 @@ fn segment_attributes_filter_inside_the_search() {
         assert_eq!(category(id as usize), "a", "{r:?}");
         assert!(price(id as usize) < 50.0, "{r:?}");
     }
-    let plan = rows(
+    let text = plan_text(
         run(
             &exec,
             &mut s,
@@ -464,7 +463,6 @@ fn segment_attributes_filter_inside_the_search() {
         )
         .unwrap(),
     );
-    let text: String = plan.iter().map(|r| r[0].to_string() + "\n").collect();
     assert!(
         text.contains("Filter: category = 'a'") && text.contains("estimated selectivity"),
         "{text}"

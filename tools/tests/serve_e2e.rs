@@ -142,6 +142,21 @@ fn psql_with(
     (out.status.success(), text)
 }
 
+/// Runs python3 with `args`, then the server ports and the dimension, and
+/// fails the test (showing its output) unless it exits with success.
+fn python(what: &str, args: &[&str], ports: &[u16]) {
+    let py = Command::new("python3")
+        .args(args)
+        .args(ports.iter().map(|p| p.to_string()))
+        .arg(DIM.to_string())
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&py.stdout).to_string() + &String::from_utf8_lossy(&py.stderr);
+    println!("{text}");
+    assert!(py.status.success(), "{what} failed:\n{text}");
+}
+
 fn tempdir_with(name: &str) -> (tempfile::TempDir, PathBuf) {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join(name);
@@ -213,16 +228,11 @@ fn psql_and_psycopg_against_real_servers() {
 
     // psycopg 3 + pgvector-python.
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pg_clients.py");
-    let py = Command::new("python3")
-        .arg(&script)
-        .args([ro_server.port, rw_server.port, auth_server.port].map(|p| p.to_string()))
-        .arg(DIM.to_string())
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&py.stdout).to_string() + &String::from_utf8_lossy(&py.stderr);
-    println!("{text}");
-    assert!(py.status.success(), "psycopg checks failed:\n{text}");
+    python(
+        "psycopg checks",
+        &[script.to_str().unwrap()],
+        &[ro_server.port, rw_server.port, auth_server.port],
+    );
 
     // psql's \copy (COPY FROM STDIN, text format) on the writable server.
     let csv = rw.parent().unwrap().join("rows.tsv");
@@ -451,16 +461,11 @@ fn tls_with_psql_and_psycopg() {
     );
     assert!(ok && out.contains("still here"), "{out}");
 
-    let py = Command::new("python3")
-        .args(["-c", PSYCOPG_TLS])
-        .args([tls.port, strict.port].map(|p| p.to_string()))
-        .arg(DIM.to_string())
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&py.stdout).to_string() + &String::from_utf8_lossy(&py.stderr);
-    println!("{text}");
-    assert!(py.status.success(), "psycopg TLS checks failed:\n{text}");
+    python(
+        "psycopg TLS checks",
+        &["-c", PSYCOPG_TLS],
+        &[tls.port, strict.port],
+    );
 }
 
 /// pgvector's binary vector format, for a tokio-postgres parameter.
