@@ -116,6 +116,18 @@ fn vamana_recall_f32_all_metrics() {
     check_recall::<f32>(Metric::InnerProduct, BuildParams::vamana(24, 48), 0.95);
 }
 
+/// One pass with `alpha`, as DiskANN builds and as segment builds default to.
+#[test]
+fn one_pass_vamana_recall_f32_all_metrics() {
+    let one_pass = BuildParams {
+        one_pass: true,
+        ..BuildParams::vamana(24, 48)
+    };
+    check_recall::<f32>(Metric::L2, one_pass, 0.97);
+    check_recall::<f32>(Metric::Cosine, one_pass, 0.97);
+    check_recall::<f32>(Metric::InnerProduct, one_pass, 0.95);
+}
+
 #[test]
 fn vamana_recall_u8_all_metrics() {
     for metric in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {

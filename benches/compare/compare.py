@@ -3,7 +3,7 @@
 
 Usage (normally through run.sh, which makes the virtualenv first):
 
-    compare.py run --data DIR [--systems omendb,hnswlib,faiss-hnsw,usearch,diskann]
+    compare.py run --data DIR [--systems omendb,hnswlib,faiss-hnsw,usearch,diskann] [--metric l2|cos]
                    [--work /tmp/omen-compare/NAME] [--out benches/compare/results/NAME]
 
 DIR is a dataset made by `omen data synth` + `omen data gt`: base.fbin,
@@ -76,6 +76,20 @@ SWEEPS = {
 MIN_SECONDS = 0.5
 MAX_REPEATS = 20
 
+# Each system's name for the two metrics `omen data gt` makes ground truth
+# for. faiss has no cosine HNSW, and diskannpy 0.7.0's StaticDiskIndex
+# refuses cosine ("Cosine is currently not supported"): both get vectors
+# that this script scales to unit length first (UNIT_FOR_COS, unit_rows),
+# which ranks exactly as cosine does, under inner product and l2.
+METRIC_NAMES = {
+    "omendb": {"l2": "l2", "cos": "cos"},
+    "hnswlib": {"l2": "l2", "cos": "cosine"},
+    "faiss-hnsw": {"l2": "l2", "cos": "ip"},
+    "usearch": {"l2": "l2sq", "cos": "cos"},
+    "diskann": {"l2": "l2", "cos": "l2"},
+}
+UNIT_FOR_COS = ("faiss-hnsw", "diskann")
+
 KNOB = {
     "omendb": "ef",
     "hnswlib": "ef",
@@ -107,6 +121,13 @@ def read_gt(path: Path):
         nq, k = (int(v) for v in np.fromfile(f, dtype=np.int32, count=2))
         ids = np.fromfile(f, dtype=np.int32, count=nq * k)
     return ids.reshape(nq, k)
+
+
+def unit_rows(x):
+    import numpy as np
+
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.ascontiguousarray(x / np.where(norms == 0, 1, norms), dtype=np.float32)
 
 
 def recall_at_k(found, gt, k: int = K) -> float:
@@ -144,15 +165,23 @@ def worker_build(a) -> dict:
     index = Path(a.index)
     started = time.perf_counter()
     info = {}
+    metric = METRIC_NAMES[a.system][a.metric]
     if a.system == "diskann":
         import diskannpy
 
         index.mkdir(parents=True, exist_ok=True)
-        n, _ = (int(v) for v in np.fromfile(data / "base.fbin", dtype=np.int32, count=2))
+        base = data / "base.fbin"
+        n, d = (int(v) for v in np.fromfile(base, dtype=np.int32, count=2))
+        if a.metric == "cos":
+            # The unit-length copy is part of the build and counts in its time.
+            base = index / "base_unit.fbin"
+            with open(base, "wb") as f:
+                np.array([n, d], dtype=np.int32).tofile(f)
+                unit_rows(read_vectors(data / "base.fbin")).tofile(f)
         budget = diskann_search_budget_gb(n, a.pq_bytes)
         diskannpy.build_disk_index(
-            data=str(data / "base.fbin"),
-            distance_metric="l2",
+            data=str(base),
+            distance_metric=metric,
             index_directory=str(index),
             complexity=L_BUILD,
             graph_degree=R,
@@ -162,6 +191,8 @@ def worker_build(a) -> dict:
             pq_disk_bytes=0,
             vector_dtype=np.float32,
         )
+        if base.parent == index:
+            base.unlink()
         info = {"search_memory_maximum_gb": budget, "build_memory_maximum_gb": a.build_memory_gb}
     else:
         x = read_vectors(data / "base.fbin")
@@ -169,7 +200,7 @@ def worker_build(a) -> dict:
         if a.system == "hnswlib":
             import hnswlib
 
-            idx = hnswlib.Index(space="l2", dim=d)
+            idx = hnswlib.Index(space=metric, dim=d)
             idx.init_index(max_elements=n, M=HNSW_M, ef_construction=a.hnsw_efc, random_seed=42)
             idx.add_items(x, np.arange(n), num_threads=a.threads)
             idx.save_index(str(index))
@@ -177,14 +208,18 @@ def worker_build(a) -> dict:
             import faiss
 
             faiss.omp_set_num_threads(a.threads)
-            idx = faiss.IndexHNSWFlat(d, HNSW_M)
+            if a.metric == "cos":
+                idx = faiss.IndexHNSWFlat(d, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+                x = unit_rows(x)
+            else:
+                idx = faiss.IndexHNSWFlat(d, HNSW_M)
             idx.hnsw.efConstruction = a.hnsw_efc
             idx.add(x)
             faiss.write_index(idx, str(index))
         elif a.system == "usearch":
             from usearch.index import Index
 
-            idx = Index(ndim=d, metric="l2sq", dtype="f32", connectivity=HNSW_M, expansion_add=a.hnsw_efc)
+            idx = Index(ndim=d, metric=metric, dtype="f32", connectivity=HNSW_M, expansion_add=a.hnsw_efc)
             idx.add(np.arange(n, dtype=np.uint64), x, threads=a.threads)
             idx.save(str(index))
         else:
@@ -200,11 +235,14 @@ def worker_search(a) -> dict:
     gt = read_gt(data / "gt.ibin")
     nq, d = q.shape
     sweep = [int(v) for v in a.sweep.split(",")]
+    metric = METRIC_NAMES[a.system][a.metric]
+    if a.system in UNIT_FOR_COS and a.metric == "cos":
+        q = unit_rows(q)
     t0 = time.perf_counter()
     if a.system == "hnswlib":
         import hnswlib
 
-        idx = hnswlib.Index(space="l2", dim=d)
+        idx = hnswlib.Index(space=metric, dim=d)
         idx.load_index(a.index)
 
         def search(v):
@@ -242,7 +280,7 @@ def worker_search(a) -> dict:
             index_directory=a.index,
             num_threads=2,
             num_nodes_to_cache=0,
-            distance_metric="l2",
+            distance_metric=metric,
             vector_dtype=np.float32,
             dimensions=d,
         )
@@ -373,7 +411,7 @@ def build_system(sys_name: str, a, work: Path, log: Path) -> dict:
             str(Path(a.omen_bin) / "omen-build"),
             "--quiet",
             "--input", str(data / "base.fbin"),
-            "--metric", "l2",
+            "--metric", a.metric,
             "--out", str(index),
             "--R", str(R),
             "--L", str(L_BUILD),
@@ -404,6 +442,7 @@ def build_system(sys_name: str, a, work: Path, log: Path) -> dict:
         "--pq-bytes", str(a.pq_bytes),
         "--build-memory-gb", str(a.build_memory_gb),
         "--hnsw-efc", str(a.hnsw_efc),
+        "--metric", a.metric,
     ]
     out, wall, rss, rc = run_child(cmd, log)
     if rc != 0:
@@ -471,6 +510,7 @@ def search_system(sys_name: str, info: dict, a, log: Path) -> dict:
             "--index", info["index"],
             "--sweep", ",".join(map(str, sweep)),
             "--beam", str(a.beam),
+            "--metric", a.metric,
         ]
         out, wall, rss, rc = run_child(cmd, log)
         if rc != 0:
@@ -655,7 +695,7 @@ def plot(results: dict, out: Path) -> Path:
     ax.set_xlabel("recall@10")
     ax.set_ylabel("queries per second, 1 search thread (log scale)")
     ds = results["dataset"]
-    ax.set_title(f"{ds['n']:,} x {ds['dim']} l2 synthetic, {ds['nq']} queries, {results['date']}")
+    ax.set_title(f"{ds['n']:,} x {ds['dim']} {results['settings'].get('metric', 'l2')} synthetic, {ds['nq']} queries, {results['date']}")
     lo = min(p["recall"] for r in results["systems"].values() if "error" not in r for p in r["points"])
     ax.set_xlim(max(lo - 0.02, 0.0), 1.002)
     ax.grid(True, which="both", linewidth=0.3)
@@ -704,6 +744,7 @@ def cmd_run(a) -> None:
             "diskann_pq_bytes": a.pq_bytes, "build_threads": a.build_threads,
             "search_threads": 1, "passes": a.passes, "build_memory_gb": a.build_memory_gb,
             "omen_code": a.omen_code or "default", "hnsw_ef_construction": a.hnsw_efc,
+            "metric": a.metric,
         },
         "systems": {},
     }
@@ -795,6 +836,7 @@ def main() -> None:
     r.add_argument("--no-drop-caches", dest="drop_caches", action="store_false")
     r.add_argument("--reuse", action="store_true", help="reuse indexes (and their build numbers) from an earlier run in --work")
     r.add_argument("--date", help="date to record (default today)")
+    r.add_argument("--metric", choices=("l2", "cos"), default="l2", help="the metric gt.ibin was made with (omen data gt --metric)")
     rr = sub.add_parser("render", help="redraw table.md and the plot from OUT/results.json")
     rr.add_argument("--out", required=True)
     for mode in ("_build", "_search", "_baseline"):
@@ -808,6 +850,7 @@ def main() -> None:
         w.add_argument("--sweep", default="")
         w.add_argument("--beam", type=int, default=4)
         w.add_argument("--hnsw-efc", type=int, default=L_BUILD)
+        w.add_argument("--metric", choices=("l2", "cos"), default="l2")
     a = p.parse_args()
     if a.cmd == "run":
         cmd_run(a)

@@ -5,7 +5,7 @@
 # packages on first use, builds omen and omen-build in release mode unless
 # OMEN_BIN names a directory that holds them, then runs compare.py.
 #
-#   benches/compare/run.sh --data /tmp/cmp200k [--systems omendb,diskann] [--passes 2]
+#   benches/compare/run.sh --data /tmp/cmp200k [--systems omendb,diskann] [--passes 2] [--metric cos]
 #
 # Every option after run.sh goes to `compare.py run` (see compare.py --help).
 # Needs python3 >= 3.10 with venv, and network access to PyPI the first time.

@@ -10,7 +10,7 @@
 //! | | Vamana | HNSW level 0 |
 //! |---|---|---|
 //! | candidates | every node expanded by the search, plus the final list | the final list (`ef_construction = L`) |
-//! | passes | two: `alpha = 1`, then `alpha` (1.2) | one, `alpha = 1` |
+//! | passes | two: `alpha = 1`, then `alpha` (1.2); or one, `alpha` | one, `alpha = 1` |
 //! | overflow | a list may grow to `slack * R` before it is pruned | pruned as soon as it exceeds `R` |
 //!
 //! With [`BuildParams::saturate`] every prune of the final pass fills the
@@ -70,6 +70,10 @@ pub struct BuildParams {
     /// Fill lists shorter than `R` in the final pass with the nearest
     /// occluded candidates (DiskANN's `saturate_graph`); see `prune`.
     pub saturate: bool,
+    /// Vamana only: skip the `alpha = 1` pass of the Vamana paper and
+    /// insert once, with `alpha`, as DiskANN's current builder does
+    /// (`BuildOptions::one_pass` says what that was measured to cost).
+    pub one_pass: bool,
     /// Seed of the insertion order.
     pub seed: u64,
 }
@@ -84,6 +88,7 @@ impl BuildParams {
             alpha: 1.2,
             slack: 1.3,
             saturate: false,
+            one_pass: false,
             seed: 0x0E4E_DB00,
         }
     }
@@ -101,6 +106,7 @@ impl BuildParams {
     /// The alpha of each pass.
     fn passes(&self) -> Vec<f32> {
         match self.builder {
+            Builder::Vamana if self.one_pass => vec![self.alpha],
             Builder::Vamana if self.alpha > 1.0 => vec![1.0, self.alpha],
             Builder::Vamana => vec![1.0, 1.0],
             Builder::HnswHeuristic => vec![1.0],

@@ -78,6 +78,12 @@ pub struct BuildArgs {
     /// build, lower recall per page read).
     #[arg(long)]
     pub no_saturate: bool,
+    /// Build the Vamana graph in two passes (alpha 1, then --alpha), as in
+    /// the Vamana paper, instead of one pass with --alpha as DiskANN does
+    /// (the default: less CPU, and no worse recall per page read where
+    /// measured).
+    #[arg(long)]
+    pub two_pass: bool,
     /// Degree of the upper HNSW layers (about 1/M of the vectors reach level 1).
     #[arg(long, default_value_t = 32)]
     pub upper_degree: usize,
@@ -208,6 +214,7 @@ fn build_with_pool(args: &BuildArgs, quiet: bool) -> Result<(BuildReport, usize)
         list_size: args.l,
         alpha: args.alpha,
         saturate: !args.no_saturate,
+        one_pass: !args.two_pass,
         code: args.code,
         upper_degree: args.upper_degree,
         memory_budget: args.memory_budget,

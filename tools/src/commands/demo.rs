@@ -200,6 +200,7 @@ pub fn run(args: &DemoArgs, quiet: bool) -> Result<()> {
         builder: Builder::Vamana,
         code: BuildOptions::default().code,
         no_saturate: !BuildOptions::default().saturate,
+        two_pass: !BuildOptions::default().one_pass,
         upper_degree: 16,
         memory_budget: 1 << 30,
         threads: None,
