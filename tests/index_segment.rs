@@ -57,6 +57,11 @@ fn fixture<T: Widen + DatasetElement>(
     (out, qs, gt)
 }
 
+/// The f32, l2 fixture with [`small_options`] that most tests below share.
+fn l2_fixture(dir: &Path, n: u64, dim: usize) -> (std::path::PathBuf, Vec<Vec<f32>>, Neighbors) {
+    fixture::<f32>(dir, ElementType::F32, Metric::L2, n, dim, &small_options())
+}
+
 fn recall(segment: &Segment, queries: &[Vec<f32>], gt: &Neighbors, params: &SearchParams) -> f64 {
     let mut hits = 0usize;
     for (q, query) in queries.iter().enumerate() {
@@ -124,14 +129,7 @@ fn recall_for_every_metric_and_element_type() {
 #[test]
 fn exact_when_ef_covers_the_whole_dataset() {
     let dir = tempfile::tempdir().unwrap();
-    let (path, queries, gt) = fixture::<f32>(
-        dir.path(),
-        ElementType::F32,
-        Metric::L2,
-        600,
-        16,
-        &small_options(),
-    );
+    let (path, queries, gt) = l2_fixture(dir.path(), 600, 16);
     for io in [IoMode::Mmap, IoMode::Direct] {
         let segment = Segment::open(
             &path,
@@ -169,14 +167,7 @@ fn exact_when_ef_covers_the_whole_dataset() {
 #[test]
 fn early_stop_reads_less_and_keeps_recall() {
     let dir = tempfile::tempdir().unwrap();
-    let (path, queries, gt) = fixture::<f32>(
-        dir.path(),
-        ElementType::F32,
-        Metric::L2,
-        4000,
-        32,
-        &small_options(),
-    );
+    let (path, queries, gt) = l2_fixture(dir.path(), 4000, 32);
     let segment = Segment::open(&path, &SegmentOptions::default()).unwrap();
     let mut rows = Vec::new();
     for stop_permille in [None, Some(70), Some(0)] {
@@ -219,14 +210,7 @@ fn early_stop_reads_less_and_keeps_recall() {
 #[test]
 fn rerank_adds_one_round_and_never_loses_what_the_walk_found() {
     let dir = tempfile::tempdir().unwrap();
-    let (path, queries, gt) = fixture::<f32>(
-        dir.path(),
-        ElementType::F32,
-        Metric::L2,
-        4000,
-        32,
-        &small_options(),
-    );
+    let (path, queries, gt) = l2_fixture(dir.path(), 4000, 32);
     let segment = open_mmap(&path);
     // A tight walk (the stop at the k-th distance itself) leaves good
     // candidates unread, which is what the rerank batch is for.
@@ -264,14 +248,7 @@ fn rerank_adds_one_round_and_never_loses_what_the_walk_found() {
 fn rerank_as_deep_as_the_set_reads_every_scored_node() {
     let dir = tempfile::tempdir().unwrap();
     let n = 400;
-    let (path, queries, gt) = fixture::<f32>(
-        dir.path(),
-        ElementType::F32,
-        Metric::L2,
-        n,
-        16,
-        &small_options(),
-    );
+    let (path, queries, gt) = l2_fixture(dir.path(), n, 16);
     let segment = open_mmap(&path);
     let walk = SearchParams {
         ef: 10,
@@ -309,14 +286,7 @@ fn rerank_as_deep_as_the_set_reads_every_scored_node() {
 #[test]
 fn concurrent_searches_match_sequential_ones() {
     let dir = tempfile::tempdir().unwrap();
-    let (path, queries, _) = fixture::<f32>(
-        dir.path(),
-        ElementType::F32,
-        Metric::L2,
-        3000,
-        24,
-        &small_options(),
-    );
+    let (path, queries, _) = l2_fixture(dir.path(), 3000, 24);
     let segment = Segment::open(&path, &SegmentOptions::default()).unwrap();
     let params = SearchParams::default();
     let sequential: Vec<_> = queries
@@ -338,14 +308,7 @@ fn concurrent_searches_match_sequential_ones() {
 #[test]
 fn bad_queries_get_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let (path, queries, _) = fixture::<f32>(
-        dir.path(),
-        ElementType::F32,
-        Metric::L2,
-        500,
-        16,
-        &small_options(),
-    );
+    let (path, queries, _) = l2_fixture(dir.path(), 500, 16);
     let segment = Segment::open(&path, &SegmentOptions::default()).unwrap();
     let params = SearchParams::default();
     let err = segment
@@ -367,14 +330,7 @@ fn bad_queries_get_clear_errors() {
 #[test]
 fn corrupt_node_page_is_detected_at_read() {
     let dir = tempfile::tempdir().unwrap();
-    let (path, queries, _) = fixture::<f32>(
-        dir.path(),
-        ElementType::F32,
-        Metric::L2,
-        500,
-        16,
-        &small_options(),
-    );
+    let (path, queries, _) = l2_fixture(dir.path(), 500, 16);
     let mut bytes = std::fs::read(&path).unwrap();
     let file = omendb::format::segment::SegmentFile::open(&path, Default::default()).unwrap();
     let nodes = *file
