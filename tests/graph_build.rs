@@ -485,7 +485,11 @@ fn measure_builders() {
                 for qi in 0..nq {
                     let q = queries.get(qi);
                     let entries: Vec<u32> = upper
-                        .descend(&mut |id| kern.distance(metric, q, base.get(id as usize)), 4)
+                        .descend(
+                            &mut |id| kern.distance(metric, q, base.get(id as usize)),
+                            &|_| {},
+                            4,
+                        )
                         .iter()
                         .map(|x| x.id)
                         .collect();

@@ -84,7 +84,7 @@ fn descent_finds_a_near_entry_and_layers_nest() {
             scored += 1;
             kern.distance(Metric::L2, q, set.get(id as usize))
         };
-        let entries = upper.descend(&mut dist, 8);
+        let entries = upper.descend(&mut dist, &|_| {}, 8);
         assert!(!entries.is_empty() && entries.len() <= 8);
         assert!(entries.windows(2).all(|w| w[0].distance <= w[1].distance));
         assert!(scored < n / 4, "scored {scored}");
@@ -136,7 +136,7 @@ fn round_trip_relabel_and_empty() {
     let b = tiny.to_bytes();
     if tiny.levels() == 0 {
         assert_eq!(b.len(), HEADER_LEN);
-        assert!(tiny.descend(&mut |_| 0.0, 4).is_empty());
+        assert!(tiny.descend(&mut |_| 0.0, &|_| {}, 4).is_empty());
     }
     assert_eq!(
         UpperLayers::from_bytes(&b, Path::new("seg"), 0).unwrap(),

@@ -90,10 +90,7 @@ fn recall_for_every_metric_and_element_type() {
     let dir = tempfile::tempdir().unwrap();
     let params = SearchParams {
         ef: 64,
-        beam_width: 4,
-        upper_ef: 8,
-        stop_permille: SearchParams::default().stop_permille,
-        rerank: 0,
+        ..SearchParams::default()
     };
     for metric in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
         let cases: Vec<(ElementType, f64)> = vec![
@@ -130,7 +127,11 @@ fn recall_for_every_metric_and_element_type() {
 fn exact_when_ef_covers_the_whole_dataset() {
     let dir = tempfile::tempdir().unwrap();
     let (path, queries, gt) = l2_fixture(dir.path(), 600, 16);
-    for io in [IoMode::Mmap, IoMode::Direct] {
+    for (io, pipeline) in [
+        (IoMode::Mmap, true),
+        (IoMode::Direct, true),
+        (IoMode::Direct, false),
+    ] {
         let segment = Segment::open(
             &path,
             &SegmentOptions {
@@ -143,6 +144,7 @@ fn exact_when_ef_covers_the_whole_dataset() {
         let params = SearchParams {
             ef: 600,
             beam_width: 8,
+            pipeline,
             upper_ef: 8,
             // The early stop would end the search before it covers the set.
             stop_permille: None,
@@ -151,7 +153,7 @@ fn exact_when_ef_covers_the_whole_dataset() {
         for (q, query) in queries.iter().enumerate() {
             let (found, stats) = segment.search(query, 10, &params).unwrap();
             let ids: Vec<i32> = found.iter().map(|h| h.id as i32).collect();
-            assert_eq!(ids, gt.ids(q), "query {q} via {io}");
+            assert_eq!(ids, gt.ids(q), "query {q} via {io}, pipeline {pipeline}");
             for (h, &d) in found.iter().zip(gt.distances(q)) {
                 assert!(
                     (h.distance - d).abs() <= 1e-3 * d.abs().max(1.0),

@@ -5,7 +5,9 @@
 //! - [`ground_truth`]: exact k-nearest-neighbour ground truth, blocked and
 //!   parallel.
 //!
-//! `unsafe` is confined to the architecture leaf modules of [`distance`].
+//! `unsafe` is confined to the architecture leaf modules of [`distance`]
+//! (SIMD kernels and the prefetch hint) and to [`io`] (io_uring reads into
+//! aligned buffers).
 
 pub mod cluster;
 pub mod collection;

@@ -190,6 +190,22 @@ element!(half::f16, ElementType::F16, l2_f16, dot_f16, cos_f16);
 element!(u8, ElementType::U8, l2_u8, dot_u8, cos_u8);
 element!(i8, ElementType::I8, l2_i8, dot_i8, cos_i8);
 
+/// Asks the CPU to start loading `data` into cache, and returns at once.
+///
+/// Why: a search scores the codes of a node's neighbours (64 at the default
+/// degree), scattered over tens of megabytes, so each code is a cache miss
+/// of about 100 ns. Prefetching all of them before scoring the first lets
+/// the misses overlap; a 1M-vector search spent half its CPU time waiting
+/// on them (benches/RESULTS.md). Graph builds do the same for full
+/// vectors. A no-op where no prefetch is available.
+#[inline(always)]
+pub fn prefetch<T>(data: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    x86::prefetch(data.as_ptr().cast(), std::mem::size_of_val(data));
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = data;
+}
+
 #[cfg(test)]
 mod tests {
     //! A smoke test inside the crate; the thorough comparison of every level

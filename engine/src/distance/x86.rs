@@ -50,6 +50,23 @@ pub(super) fn avx512_detected() -> bool {
     avx2_detected() && is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw")
 }
 
+/// Prefetches every cache line of the `len` bytes at `start` into all
+/// cache levels.
+#[inline(always)]
+pub(super) fn prefetch(start: *const u8, len: usize) {
+    const LINE: usize = 64;
+    let lines = (len + (start as usize % LINE)).div_ceil(LINE);
+    for i in 0..lines {
+        // An address in line `i` (possibly past the last byte, but in its
+        // line), so `wrapping_add`: nothing dereferences it.
+        let at = start.wrapping_add(i * LINE);
+        // SAFETY: a prefetch is a hint: it does not read or write memory as
+        // far as the program can tell and never faults, whatever the address;
+        // SSE, its only feature, is part of the x86_64 baseline.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(at.cast()) };
+    }
+}
+
 /// Copies `tail` into a zero-filled array. Zero lanes add nothing to any
 /// kernel: `(0 - 0)^2 = 0 * 0 = 0`. Panics if `tail` is longer than `N`.
 #[inline(always)]

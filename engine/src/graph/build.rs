@@ -40,7 +40,7 @@ use super::prune::robust_prune;
 use super::rng::{SplitMix64, permutation};
 use super::search::{Adjacency, Candidate, Neighbour, SearchScratch, Visited, search_core};
 use super::{EMPTY_SLOT, Graph, MAX_DEGREE_LIMIT};
-use crate::distance::{Element, Kernels};
+use crate::distance::{Element, Kernels, prefetch};
 use crate::vectors::VectorSet;
 use crate::{EngineError, Metric, Result};
 
@@ -326,6 +326,7 @@ impl<T: Element, V: VectorSet<T> + ?Sized> Inserter<'_, T, V> {
                     pool.push(nb);
                 }
             },
+            &|v| prefetch(self.vectors.get(v as usize)),
         );
         pool.extend(
             s.list

@@ -12,7 +12,7 @@ use std::collections::HashSet;
 
 use super::Graph;
 use crate::Metric;
-use crate::distance::{Element, Kernels};
+use crate::distance::{Element, Kernels, prefetch};
 use crate::vectors::VectorSet;
 
 /// A node and its distance to the query; smaller is closer.
@@ -157,8 +157,9 @@ fn insert(list: &mut Vec<Candidate>, cap: usize, n: Neighbour) -> Option<usize> 
 /// Best-first search: repeatedly expands the closest unexpanded candidate
 /// until all of the `list_size` closest are expanded. Entries must be
 /// unvisited node ids. `on_expand` sees every expanded node with its
-/// distance, in expansion order. Returns the number of distances computed;
-/// the result is left in `list`.
+/// distance, in expansion order; `prefetch` sees each newly visited
+/// neighbour of an expanded node before any of them is scored. Returns the
+/// number of distances computed; the result is left in `list`.
 #[expect(
     clippy::too_many_arguments,
     reason = "internal kernel shared by builders and search"
@@ -172,6 +173,7 @@ pub(crate) fn search_core<A: Adjacency + ?Sized, Vis: Visited>(
     list: &mut Vec<Candidate>,
     buf: &mut Vec<u32>,
     on_expand: &mut impl FnMut(Neighbour),
+    prefetch: &impl Fn(u32),
 ) -> usize {
     let cap = list_size.max(1);
     let mut computed = 0;
@@ -196,11 +198,14 @@ pub(crate) fn search_core<A: Adjacency + ?Sized, Vis: Visited>(
         let node = current.n;
         on_expand(node);
         adjacency.neighbours_into(node.id, buf);
+        // Start loading every new neighbour's data before scoring the
+        // first, so that their cache misses overlap.
+        buf.retain(|&v| visited.first_visit(v));
+        for &v in buf.iter() {
+            prefetch(v);
+        }
         let mut next = cursor + 1;
         for &v in buf.iter() {
-            if !visited.first_visit(v) {
-                continue;
-            }
             computed += 1;
             let d = distance(v);
             if let Some(pos) = insert(list, cap, Neighbour { id: v, distance: d })
@@ -263,6 +268,7 @@ pub fn beam_search<T: Element, V: VectorSet<T> + ?Sized>(
                 pages.insert(n.id / npp as u32);
             }
         },
+        &|id| prefetch(vectors.get(id as usize)),
     );
     stats.pages = pages.len();
     let out = list.iter().take(params.k).map(|c| c.n).collect();

@@ -317,10 +317,12 @@ impl UpperLayers {
     /// (global ids, closest first) as entry candidates for the base layer,
     /// or nothing if there are no levels. `distance(id)` is the query's
     /// distance to global node `id`; each node is scored at most once per
-    /// level.
+    /// level. `prefetch(id)` is told of the nodes about to be scored, a
+    /// neighbour list at a time, so that it can start loading their codes.
     pub fn descend(
         &self,
         distance: &mut dyn FnMut(u32) -> f32,
+        prefetch: &dyn Fn(u32),
         list_size: usize,
     ) -> Vec<Neighbour> {
         let mut current = self.entry;
@@ -342,6 +344,7 @@ impl UpperLayers {
                 &mut list,
                 &mut buf,
                 &mut |_| {},
+                &|v| prefetch(level.global(v)),
             );
             match list.first() {
                 Some(best) => current = level.global(best.n.id),

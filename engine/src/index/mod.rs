@@ -68,8 +68,14 @@ impl Default for SegmentOptions {
 pub struct SearchParams {
     /// Candidate list size: larger finds more, reads more.
     pub ef: usize,
-    /// Page groups read per round (the I/O queue depth of a query).
+    /// Page groups in flight at once (the I/O queue depth of a query).
     pub beam_width: usize,
+    /// How reads are scheduled. `true` (the default): as soon as a group of
+    /// pages arrives and its nodes are expanded, the best unread candidates
+    /// are requested, so `beam_width` groups stay in flight (PipeANN's
+    /// pipelining). `false`: in rounds, the next batch is requested only
+    /// when the whole previous batch is in (DiskANN's beam search).
+    pub pipeline: bool,
     /// Entry candidates taken from the upper layers.
     pub upper_ef: usize,
     /// Early stop, in thousandths: no page is read for a candidate more
@@ -102,6 +108,7 @@ impl Default for SearchParams {
         SearchParams {
             ef: 64,
             beam_width: 4,
+            pipeline: true,
             upper_ef: 8,
             stop_permille: Some(100),
             rerank: 0,
@@ -123,7 +130,8 @@ pub struct QueryStats {
     pub pages_read: u32,
     /// Bytes read from the segment file.
     pub bytes_read: u64,
-    /// Batches of reads (round trips to the device).
+    /// Times the search waited for the device (with `pipeline = false`,
+    /// its rounds of reads).
     pub rounds: u32,
     /// Distances estimated from in-RAM codes.
     pub code_distances: u32,

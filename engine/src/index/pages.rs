@@ -79,6 +79,36 @@ impl PageSource {
         }
     }
 
+    /// A session of page reads for one query: up to [`PageReads::depth`]
+    /// reads in flight, refilled as pages arrive.
+    pub(crate) fn reads(&self) -> Result<PageReads<'_>> {
+        let kind = match self {
+            PageSource::Mmap(map) => Session::Mmap {
+                map,
+                queued: Vec::new(),
+            },
+            PageSource::Direct {
+                path,
+                file,
+                pool,
+                depth,
+            } => {
+                let taken = pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
+                let reader = match taken {
+                    Some(r) => r,
+                    None => UringReader::new(Arc::clone(file), *depth)
+                        .map_err(|e| FormatError::io(path, e))?,
+                };
+                Session::Direct {
+                    path,
+                    pool,
+                    reader: Some(reader),
+                }
+            }
+        };
+        Ok(PageReads { kind })
+    }
+
     /// Reads the pages at `offsets` and calls `on_page(i, page)` for each as
     /// it arrives (in any order), where `i` indexes `offsets`.
     pub(crate) fn read(
@@ -86,9 +116,91 @@ impl PageSource {
         offsets: &[u64],
         on_page: &mut dyn FnMut(usize, &[u8; PAGE_SIZE]) -> Result<()>,
     ) -> Result<()> {
-        match self {
-            PageSource::Mmap(map) => {
-                for (i, &offset) in offsets.iter().enumerate() {
+        let mut reads = self.reads()?;
+        let mut next = 0;
+        while next < offsets.len() || reads.in_flight() > 0 {
+            while next < offsets.len() && reads.in_flight() < reads.depth() {
+                reads.submit(offsets[next], next as u64)?;
+                next += 1;
+            }
+            reads.wait(&mut |tag, page| on_page(tag as usize, page))?;
+        }
+        Ok(())
+    }
+}
+
+/// One query's page reads (see [`PageSource::reads`]). A direct reader goes
+/// back to the segment's pool when this is dropped, after any reads still
+/// in flight (a query that failed midway) have completed.
+#[derive(Debug)]
+pub(crate) struct PageReads<'a> {
+    kind: Session<'a>,
+}
+
+#[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per query, on the stack; boxing the reader would allocate per query"
+)]
+enum Session<'a> {
+    /// Submitted reads are served from the map when waited for.
+    Mmap {
+        map: &'a MappedFile,
+        queued: Vec<(u64, u64)>,
+    },
+    Direct {
+        path: &'a Path,
+        pool: &'a Mutex<Vec<UringReader>>,
+        /// Always `Some` until dropped.
+        reader: Option<UringReader>,
+    },
+}
+
+/// Reads at most in flight through the page cache: one query's worth.
+const MMAP_DEPTH: usize = 256;
+
+impl PageReads<'_> {
+    /// Most reads in flight at once.
+    pub(crate) fn depth(&self) -> usize {
+        match &self.kind {
+            Session::Mmap { .. } => MMAP_DEPTH,
+            Session::Direct { reader, .. } => reader.as_ref().map_or(1, UringReader::depth),
+        }
+    }
+
+    /// Reads submitted and not yet handed back.
+    pub(crate) fn in_flight(&self) -> usize {
+        match &self.kind {
+            Session::Mmap { queued, .. } => queued.len(),
+            Session::Direct { reader, .. } => reader.as_ref().map_or(0, UringReader::in_flight),
+        }
+    }
+
+    /// Starts reading the page at `offset`; [`PageReads::wait`] hands it
+    /// back with `tag`. At most [`PageReads::depth`] reads may be in flight.
+    pub(crate) fn submit(&mut self, offset: u64, tag: u64) -> Result<()> {
+        match &mut self.kind {
+            Session::Mmap { queued, .. } => {
+                queued.push((offset, tag));
+                Ok(())
+            }
+            Session::Direct { path, reader, .. } => reader
+                .as_mut()
+                .map_or(Ok(()), |r| r.submit(offset, tag))
+                .map_err(|e| FormatError::io(*path, e).into()),
+        }
+    }
+
+    /// Waits until at least one submitted read is complete and calls
+    /// `on_page(tag, page)` for each completed one; returns at once if none
+    /// is in flight.
+    pub(crate) fn wait(
+        &mut self,
+        on_page: &mut dyn FnMut(u64, &[u8; PAGE_SIZE]) -> Result<()>,
+    ) -> Result<()> {
+        match &mut self.kind {
+            Session::Mmap { map, queued } => {
+                for (offset, tag) in queued.drain(..) {
                     let page = usize::try_from(offset)
                         .ok()
                         .and_then(|at| map.bytes().get(at..at.checked_add(PAGE_SIZE)?))
@@ -99,37 +211,30 @@ impl PageSource {
                             needed: offset.saturating_add(PAGE_SIZE as u64),
                             actual: map.bytes().len() as u64,
                         })?;
-                    on_page(i, page)?;
+                    on_page(tag, page)?;
                 }
                 Ok(())
             }
-            PageSource::Direct {
-                path,
-                file,
-                pool,
-                depth,
-            } => {
-                let taken = pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
-                let mut reader = match taken {
-                    Some(r) => r,
-                    None => UringReader::new(Arc::clone(file), *depth)
-                        .map_err(|e| FormatError::io(path, e))?,
+            Session::Direct { path, reader, .. } => {
+                let Some(reader) = reader.as_mut() else {
+                    return Ok(());
                 };
-                let mut result = Ok(());
-                for (chunk_no, chunk) in offsets.chunks(reader.depth()).enumerate() {
-                    let base = chunk_no * reader.depth();
-                    result = reader
-                        .read_batch::<EngineError>(chunk, &mut |i, page| on_page(base + i, page));
-                    if result.is_err() {
-                        break;
-                    }
-                }
-                pool.lock().unwrap_or_else(|p| p.into_inner()).push(reader);
-                result.map_err(|e| match e {
-                    EngineError::Io(source) => FormatError::io(path, source).into(),
+                reader.wait::<EngineError>(on_page).map_err(|e| match e {
+                    EngineError::Io(source) => FormatError::io(*path, source).into(),
                     other => other,
                 })
             }
+        }
+    }
+}
+
+impl Drop for PageReads<'_> {
+    fn drop(&mut self) {
+        if let Session::Direct { pool, reader, .. } = &mut self.kind
+            && let Some(mut reader) = reader.take()
+            && reader.drain().is_ok()
+        {
+            pool.lock().unwrap_or_else(|p| p.into_inner()).push(reader);
         }
     }
 }

@@ -30,6 +30,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use omen_format::segment::layout::{PAGE_PAYLOAD, PAGE_SIZE};
 use omen_format::segment::verify_page;
 
+use super::pages::PageReads;
 use super::segment::Segment;
 use super::{Hit, QueryStats, RowFilter, SearchParams};
 use crate::Result;
@@ -148,18 +149,26 @@ struct Window {
 pub(crate) struct Scratch {
     list: Vec<Candidate>,
     visited: HashSet<u32, IdBuild>,
-    /// Page group -> index into `groups`.
+    /// Page group -> index into `groups`, for every group requested by this
+    /// query (in flight or in hand).
     cached: HashMap<u64, usize, IdBuild>,
-    /// Payloads of the page groups read by this query.
+    /// Payloads of the page groups requested by this query; the first
+    /// `slots` are in use.
     groups: Vec<Vec<u8>>,
-    /// Pages of each in-flight group still to arrive.
+    slots: usize,
+    /// Per slot: the page group it holds.
+    slot_group: Vec<u64>,
+    /// Per slot: pages still to arrive (0 once the group is in hand).
     arriving: Vec<usize>,
+    /// Groups requested and not yet in hand.
+    groups_in_flight: usize,
     results: Vec<(f32, u32, u64)>,
     /// Exact distances, reordered to find the current `k`-th best.
     kth: Vec<f32>,
     widened: Vec<f32>,
     batch_groups: Vec<u64>,
-    batch_offsets: Vec<u64>,
+    /// The neighbours of the node being expanded that were not yet visited.
+    fresh: Vec<u32>,
     /// Every node scored by code, with its estimate, when the search has a
     /// rerank depth (otherwise left empty).
     scored: Vec<(f32, u32)>,
@@ -171,10 +180,10 @@ impl Scratch {
         self.list.clear();
         self.visited.clear();
         self.cached.clear();
-        self.arriving.clear();
+        self.slots = 0;
+        self.groups_in_flight = 0;
         self.results.clear();
         self.batch_groups.clear();
-        self.batch_offsets.clear();
         self.scored.clear();
     }
 }
@@ -207,18 +216,17 @@ pub(crate) fn search<A: Acceptance>(
         filters: A::FILTERS,
     };
     let beam = params.beam_width.clamp(1, 256);
-    let codes = segment.quantizer().query(query);
-    let code_len = segment.code_len();
-    let all_codes = segment.codes();
-    let mut code_distance = |id: u32, stats: &mut QueryStats| {
-        stats.code_distances += 1;
-        let at = id as usize * code_len;
-        codes.distance(&all_codes[at..at + code_len])
+    let codes = CodeScorer {
+        query: segment.quantizer().query(query),
+        codes: segment.codes(),
+        code_len: segment.code_len(),
     };
+    let code_distance = |id: u32, stats: &mut QueryStats| codes.distance(id, stats);
 
     // 1. The RAM layers give the entry candidates.
     let mut entries = segment.upper().descend(
         &mut |id| code_distance(id, &mut stats),
+        &|id| codes.prefetch(id),
         params.upper_ef.max(1),
     );
     if entries.is_empty() {
@@ -260,61 +268,66 @@ pub(crate) fn search<A: Acceptance>(
     }
 
     // 2. Beam search over the base layer.
+    let mut reads = segment.pages().reads()?;
     loop {
         // Expand, for free, the best candidate whose page is already here.
         let free = scratch
             .list
             .iter()
-            .position(|c| !c.expanded && scratch.cached.contains_key(&segment.group_of(c.id)));
+            .position(|c| !c.expanded && in_hand(scratch, segment.group_of(c.id)));
         if let Some(i) = free {
             let id = scratch.list[i].id;
             scratch.list[i].expanded = true;
-            expand(
-                segment,
-                scratch,
-                id,
-                window,
-                accept,
-                &mut code_distance,
-                &mut stats,
-            )?;
+            expand(segment, scratch, id, window, accept, &codes, &mut stats)?;
             continue;
         }
-        // Otherwise read the pages of the best `beam` unexpanded candidates.
-        scratch.batch_groups.clear();
-        let bound = match params.stop_permille {
-            Some(p) if scratch.results.len() >= k => {
-                let kth = &mut scratch.kth;
-                kth.clear();
-                kth.extend(scratch.results.iter().map(|r| r.0));
-                let (_, &mut dk, _) = kth.select_nth_unstable_by(k - 1, f32::total_cmp);
-                dk + dk.abs() * (p as f32 / 1000.0)
-            }
-            _ => f32::INFINITY,
-        };
-        for c in scratch.list.iter_mut() {
-            if c.distance > bound {
-                break;
-            }
-            if c.expanded || c.pending {
-                continue;
-            }
-            let group = segment.group_of(c.id);
-            if !scratch.batch_groups.contains(&group) {
-                if scratch.batch_groups.len() == beam {
+        // Keep `beam` groups in flight: request the pages of the best
+        // unexpanded candidates. In rounds, only once the last batch is in.
+        if params.pipeline || scratch.groups_in_flight == 0 {
+            let bound = match params.stop_permille {
+                Some(p) if scratch.results.len() >= k => {
+                    let kth = &mut scratch.kth;
+                    kth.clear();
+                    kth.extend(scratch.results.iter().map(|r| r.0));
+                    let (_, &mut dk, _) = kth.select_nth_unstable_by(k - 1, f32::total_cmp);
+                    dk + dk.abs() * (p as f32 / 1000.0)
+                }
+                _ => f32::INFINITY,
+            };
+            scratch.batch_groups.clear();
+            let mut open = beam.saturating_sub(scratch.groups_in_flight);
+            for c in scratch.list.iter_mut() {
+                if c.distance > bound || open == 0 {
                     break;
                 }
-                scratch.batch_groups.push(group);
+                if c.expanded || c.pending {
+                    continue;
+                }
+                c.pending = true;
+                let group = segment.group_of(c.id);
+                // Not yet requested (a group in flight may hold several
+                // candidates).
+                if !scratch.cached.contains_key(&group) && !scratch.batch_groups.contains(&group) {
+                    scratch.batch_groups.push(group);
+                    open -= 1;
+                }
             }
-            c.pending = true;
+            for i in 0..scratch.batch_groups.len() {
+                request(
+                    segment,
+                    scratch,
+                    &mut reads,
+                    scratch.batch_groups[i],
+                    &mut stats,
+                )?;
+            }
         }
-        if scratch.batch_groups.is_empty() {
+        if scratch.groups_in_flight == 0 {
             break;
         }
-        read_groups(segment, scratch, query, window, accept, &mut stats)?;
-        for c in scratch.list.iter_mut() {
-            c.pending = false;
-        }
+        receive(
+            segment, scratch, &mut reads, query, window, accept, &mut stats,
+        )?;
     }
 
     // 3. Rerank: read what the walk left unread among the best by code,
@@ -323,6 +336,7 @@ pub(crate) fn search<A: Acceptance>(
         read_best_unread(
             segment,
             scratch,
+            &mut reads,
             query,
             window,
             accept,
@@ -346,9 +360,11 @@ pub(crate) fn search<A: Acceptance>(
 /// Reads, in one batch, the page groups of the `depth` nodes with the best
 /// code distances that the walk scored but did not read (skipping rows a
 /// filter known by row rejects), so that all of them have exact distances.
+#[allow(clippy::too_many_arguments)]
 fn read_best_unread<A: Acceptance>(
     segment: &Segment,
     scratch: &mut Scratch,
+    reads: &mut PageReads<'_>,
     query: &[f32],
     window: Window,
     accept: &A,
@@ -372,89 +388,140 @@ fn read_best_unread<A: Acceptance>(
     }
     scratch.batch_groups.sort_unstable();
     scratch.batch_groups.dedup();
-    if scratch.batch_groups.is_empty() {
-        return Ok(());
+    let per_group = segment.pages_per_group();
+    for i in 0..scratch.batch_groups.len() {
+        while reads.in_flight() + per_group > reads.depth() {
+            receive(segment, scratch, reads, query, window, accept, stats)?;
+        }
+        request(segment, scratch, reads, scratch.batch_groups[i], stats)?;
     }
-    read_groups(segment, scratch, query, window, accept, stats)
+    while scratch.groups_in_flight > 0 {
+        receive(segment, scratch, reads, query, window, accept, stats)?;
+    }
+    Ok(())
+}
+
+/// Whether the pages of `group` have all arrived.
+fn in_hand(scratch: &Scratch, group: u64) -> bool {
+    scratch
+        .cached
+        .get(&group)
+        .is_some_and(|&slot| scratch.arriving[slot] == 0)
+}
+
+/// The query's code distances over the segment's codes in RAM.
+struct CodeScorer<'a> {
+    query: crate::quant::QueryDistances,
+    codes: &'a [u8],
+    code_len: usize,
+}
+
+impl CodeScorer<'_> {
+    fn code(&self, id: u32) -> &[u8] {
+        let at = id as usize * self.code_len;
+        &self.codes[at..at + self.code_len]
+    }
+
+    fn prefetch(&self, id: u32) {
+        crate::distance::prefetch(self.code(id));
+    }
+
+    fn distance(&self, id: u32, stats: &mut QueryStats) -> f32 {
+        stats.code_distances += 1;
+        self.query.distance(self.code(id))
+    }
 }
 
 /// Scores the neighbours of `id`, whose page group is cached.
+///
+/// The unvisited neighbours' codes are prefetched before the first is
+/// scored, so that their cache misses overlap.
 fn expand<A: Acceptance>(
     segment: &Segment,
     scratch: &mut Scratch,
     id: u32,
     window: Window,
     accept: &A,
-    code_distance: &mut impl FnMut(u32, &mut QueryStats) -> f32,
+    codes: &CodeScorer<'_>,
     stats: &mut QueryStats,
 ) -> Result<()> {
     let group = segment.group_of(id);
     let slot = scratch.cached[&group];
-    let payload = std::mem::take(&mut scratch.groups[slot]);
-    let outcome = (|| {
-        let node = segment.decode(&payload, id)?;
-        for n in node.neighbours() {
-            if scratch.visited.insert(n) {
-                let d = code_distance(n, stats);
-                if scratch.keep_scored {
-                    scratch.scored.push((d, n));
-                }
-                let rejected = A::FILTERS && accept.known(n) == Some(false);
-                insert(&mut scratch.list, window, n, d, rejected);
-            }
+    let node = segment.decode(&scratch.groups[slot], id)?;
+    scratch.fresh.clear();
+    for n in node.neighbours() {
+        if scratch.visited.insert(n) {
+            codes.prefetch(n);
+            scratch.fresh.push(n);
         }
-        Ok(())
-    })();
-    scratch.groups[slot] = payload;
-    outcome
+    }
+    for &n in &scratch.fresh {
+        let d = codes.distance(n, stats);
+        if scratch.keep_scored {
+            scratch.scored.push((d, n));
+        }
+        let rejected = A::FILTERS && accept.known(n) == Some(false);
+        insert(&mut scratch.list, window, n, d, rejected);
+    }
+    Ok(())
 }
 
-/// Reads `scratch.batch_groups` as one batch and scores every node on them.
-fn read_groups<A: Acceptance>(
+/// Starts reading the pages of `group` into a free slot.
+fn request(
     segment: &Segment,
     scratch: &mut Scratch,
+    reads: &mut PageReads<'_>,
+    group: u64,
+    stats: &mut QueryStats,
+) -> Result<()> {
+    let per_group = segment.pages_per_group();
+    let slot = scratch.slots;
+    scratch.slots += 1;
+    if scratch.groups.len() < scratch.slots {
+        scratch.groups.push(Vec::new());
+        scratch.slot_group.push(0);
+        scratch.arriving.push(0);
+    }
+    scratch.groups[slot].resize(per_group * PAGE_PAYLOAD, 0);
+    scratch.slot_group[slot] = group;
+    scratch.arriving[slot] = per_group;
+    scratch.cached.insert(group, slot);
+    scratch.groups_in_flight += 1;
+    for p in 0..per_group {
+        let page = group * per_group as u64 + p as u64;
+        reads.submit(segment.page_offset(page), (slot * per_group + p) as u64)?;
+    }
+    stats.pages_read += per_group as u32;
+    stats.bytes_read += (per_group * PAGE_SIZE) as u64;
+    Ok(())
+}
+
+/// Waits for at least one requested page and scores every node of each
+/// group that is then complete.
+fn receive<A: Acceptance>(
+    segment: &Segment,
+    scratch: &mut Scratch,
+    reads: &mut PageReads<'_>,
     query: &[f32],
     window: Window,
     accept: &A,
     stats: &mut QueryStats,
 ) -> Result<()> {
-    let pages_per_group = segment.pages_per_group();
-    let payload_len = pages_per_group * PAGE_PAYLOAD;
-    let first_slot = scratch.cached.len();
-    scratch.batch_offsets.clear();
-    scratch.arriving.clear();
-    for (g, &group) in scratch.batch_groups.iter().enumerate() {
-        if scratch.groups.len() <= first_slot + g {
-            scratch.groups.push(Vec::new());
-        }
-        scratch.groups[first_slot + g].resize(payload_len, 0);
-        scratch.arriving.push(pages_per_group);
-        for p in 0..pages_per_group as u64 {
-            scratch
-                .batch_offsets
-                .push(segment.page_offset(group * pages_per_group as u64 + p));
-        }
-    }
+    let per_group = segment.pages_per_group();
     stats.rounds += 1;
-    stats.pages_read += scratch.batch_offsets.len() as u32;
-    stats.bytes_read += (scratch.batch_offsets.len() * PAGE_SIZE) as u64;
-
-    let offsets = std::mem::take(&mut scratch.batch_offsets);
-    let result = segment.pages().read(&offsets, &mut |i, page| {
-        let (g, p) = (i / pages_per_group, i % pages_per_group);
-        let payload = verify_page(page, offsets[i], segment.path(), "nodes section")?;
-        let slot = first_slot + g;
+    reads.wait(&mut |tag, page| {
+        let (slot, p) = (tag as usize / per_group, tag as usize % per_group);
+        let group = scratch.slot_group[slot];
+        let offset = segment.page_offset(group * per_group as u64 + p as u64);
+        let payload = verify_page(page, offset, segment.path(), "nodes section")?;
         scratch.groups[slot][p * PAGE_PAYLOAD..(p + 1) * PAGE_PAYLOAD].copy_from_slice(payload);
-        scratch.arriving[g] -= 1;
-        if scratch.arriving[g] == 0 {
-            let group = scratch.batch_groups[g];
-            scratch.cached.insert(group, slot);
+        scratch.arriving[slot] -= 1;
+        if scratch.arriving[slot] == 0 {
+            scratch.groups_in_flight -= 1;
             score_group(segment, scratch, group, slot, query, window, accept, stats)?;
         }
         Ok(())
-    });
-    scratch.batch_offsets = offsets;
-    result
+    })
 }
 
 /// Computes the exact distance of every node in a freshly read group and

@@ -41,15 +41,26 @@ impl AlignedPages {
         self.pages
     }
 
-    /// Page `i` (panics if out of range).
+    /// Page `i` (panics if out of range). Borrows that page only, so the
+    /// kernel may be filling other pages of the buffer meanwhile.
     pub fn page(&self, i: usize) -> &[u8; PAGE_SIZE] {
-        let bytes = &self.as_slice()[i * PAGE_SIZE..(i + 1) * PAGE_SIZE];
-        bytes.try_into().expect("exactly one page")
+        assert!(i < self.pages, "page {i} of {}", self.pages);
+        let page = self
+            .ptr
+            .as_ptr()
+            .wrapping_add(i * PAGE_SIZE)
+            .cast::<[u8; PAGE_SIZE]>();
+        // SAFETY: page `i` lies within the allocation (checked above), is
+        // initialised (zeroed at allocation, then only written by reads that
+        // completed), and is borrowed immutably for as long as `self` is.
+        unsafe { &*page }
     }
 
-    /// Raw pointer to page `i`, for the kernel to fill (panics if out of range).
+    /// Raw pointer to page `i`, for the kernel to fill (panics if out of
+    /// range). Creates no reference, so no other page's borrow is disturbed.
     pub fn page_ptr(&mut self, i: usize) -> *mut u8 {
-        self.as_mut_slice()[i * PAGE_SIZE..].as_mut_ptr()
+        assert!(i < self.pages, "page {i} of {}", self.pages);
+        self.ptr.as_ptr().wrapping_add(i * PAGE_SIZE)
     }
 
     /// The whole buffer.

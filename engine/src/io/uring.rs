@@ -1,13 +1,17 @@
-//! Batched `O_DIRECT` page reads through io_uring: the fast path of disk
-//! search.
+//! `O_DIRECT` page reads through io_uring: the fast path of disk search.
 //!
 //! One ring serves one searching thread at a time (rings are pooled by the
-//! segment). A batch of page reads is submitted with one system call and
-//! each page is handed to the caller as soon as it completes, so the caller's
-//! work on the first pages overlaps the device's work on the rest.
+//! segment). The caller keeps up to `depth()` reads in flight: it submits
+//! reads one by one, each with a tag, and waits for at least one to
+//! complete, getting every completed page with its tag. A search can so
+//! refill the queue as soon as one page arrives instead of waiting for a
+//! whole batch (PipeANN's observation: the device is idle while the slowest
+//! read of a batch finishes).
 //!
-//! Invariant: while a read is in flight, its buffer page is neither read nor
-//! reused; `read_batch` returns only after every submitted read completed.
+//! Invariant: while a read is in flight its buffer page is neither handed
+//! out nor reused, and the reader is never dropped with reads in flight
+//! (`Drop` waits for them), so the kernel never writes into memory that the
+//! program uses for something else.
 
 use std::fs::File;
 use std::io;
@@ -19,20 +23,25 @@ use omen_format::segment::layout::PAGE_SIZE;
 
 use super::aligned::AlignedPages;
 
-/// Receives each completed page: its index in the batch and its bytes.
-pub type OnPage<'a, E> = dyn FnMut(usize, &[u8; PAGE_SIZE]) -> Result<(), E> + 'a;
+/// Receives each completed page: its tag and its bytes.
+pub type OnPage<'a, E> = dyn FnMut(u64, &[u8; PAGE_SIZE]) -> Result<(), E> + 'a;
 
 /// Reads pages of one file through a private io_uring.
 pub struct UringReader {
     ring: IoUring,
     file: Arc<File>,
     buffers: AlignedPages,
+    /// Buffer pages with no read in flight.
+    free: Vec<usize>,
+    /// Per buffer page: the tag and offset of its read in flight.
+    reads: Vec<(u64, u64)>,
 }
 
 impl std::fmt::Debug for UringReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UringReader")
             .field("depth", &self.buffers.pages())
+            .field("in_flight", &self.in_flight())
             .finish_non_exhaustive()
     }
 }
@@ -47,71 +56,120 @@ impl UringReader {
             ring,
             file,
             buffers: AlignedPages::new(depth),
+            free: (0..depth).rev().collect(),
+            reads: vec![(0, 0); depth],
         })
     }
 
-    /// Most reads one batch can hold.
+    /// Most reads in flight at once.
     pub fn depth(&self) -> usize {
         self.buffers.pages()
     }
 
-    /// Reads the pages at `offsets` (page-aligned, at most `depth()` of
-    /// them) and calls `on_page(i, page)` for each, in completion order,
-    /// where `i` indexes `offsets`.
-    pub fn read_batch<E: From<io::Error>>(
-        &mut self,
-        offsets: &[u64],
-        on_page: &mut OnPage<'_, E>,
-    ) -> Result<(), E> {
-        assert!(offsets.len() <= self.depth(), "batch larger than the ring");
+    /// Reads submitted and not yet handed back by [`UringReader::wait`].
+    pub fn in_flight(&self) -> usize {
+        self.depth() - self.free.len()
+    }
+
+    /// Queues a read of the page at `offset` (page-aligned), handed back
+    /// with `tag` by a later [`UringReader::wait`], which also submits it.
+    /// Fails if `depth()` reads are already in flight.
+    pub fn submit(&mut self, offset: u64, tag: u64) -> io::Result<()> {
+        let slot = self
+            .free
+            .pop()
+            .ok_or_else(|| io::Error::other("every io_uring buffer has a read in flight"))?;
         let fd = types::Fd(self.file.as_raw_fd());
-        for (i, &offset) in offsets.iter().enumerate() {
-            let entry = opcode::Read::new(fd, self.buffers.page_ptr(i), PAGE_SIZE as u32)
-                .offset(offset)
-                .build()
-                .user_data(i as u64);
-            // SAFETY: the buffer page `i` is owned by `self`, is PAGE_SIZE
-            // bytes long, and is not touched until this read completes: the
-            // loop below waits for every submitted read before returning, and
-            // `&mut self` keeps anyone else from using the buffers meanwhile.
-            unsafe { self.ring.submission().push(&entry) }
-                .map_err(|_| io::Error::other("io_uring submission queue is full"))?;
+        let entry = opcode::Read::new(fd, self.buffers.page_ptr(slot), PAGE_SIZE as u32)
+            .offset(offset)
+            .build()
+            .user_data(slot as u64);
+        // SAFETY: buffer page `slot` is owned by `self`, is PAGE_SIZE bytes
+        // long, and was free: nothing reads or reuses it until its
+        // completion is reaped in `wait` (which only then frees it), and
+        // `Drop` reaps every read before the buffers are freed.
+        if unsafe { self.ring.submission().push(&entry) }.is_err() {
+            self.free.push(slot);
+            return Err(io::Error::other("io_uring submission queue is full"));
         }
-        let mut pending = offsets.len();
-        let mut first_error: Option<E> = None;
-        while pending > 0 {
+        self.reads[slot] = (tag, offset);
+        Ok(())
+    }
+
+    /// Submits the queued reads, waits until at least one read is complete
+    /// and calls `on_page(tag, page)` for every completed read, in
+    /// completion order. Returns at once if nothing is in flight. On an
+    /// error (the read's or `on_page`'s) the other completed reads are
+    /// still reaped, and the first error is returned.
+    pub fn wait<E: From<io::Error>>(&mut self, on_page: &mut OnPage<'_, E>) -> Result<(), E> {
+        if self.in_flight() == 0 {
+            return Ok(());
+        }
+        loop {
             match self.ring.submit_and_wait(1) {
-                Ok(_) => {}
+                Ok(_) => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e.into()),
             }
-            let done: Vec<(usize, i32)> = self
-                .ring
-                .completion()
-                .map(|c| (c.user_data() as usize, c.result()))
-                .collect();
-            for (i, result) in done {
-                pending -= 1;
-                if first_error.is_some() {
-                    continue; // drain the rest before reporting
-                }
+        }
+        let mut first_error: Option<E> = None;
+        // Collected first: the completion queue borrows the ring.
+        let mut done = [(0usize, 0i32); 64];
+        loop {
+            let mut n = 0;
+            for c in self.ring.completion().take(done.len()) {
+                done[n] = (c.user_data() as usize, c.result());
+                n += 1;
+            }
+            if n == 0 {
+                break;
+            }
+            for &(slot, result) in &done[..n] {
+                let (tag, offset) = self.reads[slot];
                 let outcome = if result < 0 {
                     Err(io::Error::from_raw_os_error(-result).into())
                 } else if result as usize != PAGE_SIZE {
                     Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
-                        format!("short read of {result} bytes at offset {}", offsets[i]),
+                        format!("short read of {result} bytes at offset {offset}"),
                     )
                     .into())
+                } else if first_error.is_some() {
+                    Ok(())
                 } else {
-                    on_page(i, self.buffers.page(i))
+                    on_page(tag, self.buffers.page(slot))
                 };
+                self.free.push(slot);
                 if let Err(e) = outcome {
-                    first_error = Some(e);
+                    first_error.get_or_insert(e);
                 }
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// Waits for every read in flight and discards the pages (and any read
+    /// errors). Fails only if the ring itself fails, with reads still in
+    /// flight.
+    pub fn drain(&mut self) -> io::Result<()> {
+        while self.in_flight() > 0 {
+            let before = self.in_flight();
+            let waited = self.wait::<io::Error>(&mut |_, _| Ok(()));
+            if waited.is_err() && self.in_flight() == before {
+                return waited;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for UringReader {
+    fn drop(&mut self) {
+        if self.drain().is_err() {
+            // A read that could not be reaped may still be written by the
+            // kernel: leak the buffers rather than free them under it.
+            std::mem::forget(std::mem::replace(&mut self.buffers, AlignedPages::new(1)));
+        }
     }
 }
 
@@ -122,7 +180,7 @@ mod tests {
     use std::os::unix::fs::OpenOptionsExt;
 
     #[test]
-    fn reads_a_batch_of_direct_pages() {
+    fn reads_direct_pages_with_tags() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pages");
         let mut f = File::create(&path).unwrap();
@@ -146,20 +204,34 @@ mod tests {
             Err(e) => panic!("io_uring setup failed: {e}"),
         };
         let offsets = [7 * 4096, 2 * 4096, 5 * 4096];
+        for (i, &offset) in offsets.iter().enumerate() {
+            reader.submit(offset, i as u64).unwrap();
+        }
+        assert_eq!(reader.in_flight(), 3);
+        // A full ring refuses another read instead of reusing a buffer.
+        reader.submit(0, 9).unwrap();
+        assert!(reader.submit(4096, 10).is_err());
         let mut seen = Vec::new();
-        reader
-            .read_batch::<io::Error>(&offsets, &mut |i, page| {
-                assert!(page.iter().all(|&b| u64::from(b) == offsets[i] / 4096));
-                seen.push(i);
-                Ok(())
-            })
-            .unwrap();
+        while reader.in_flight() > 0 {
+            reader
+                .wait::<io::Error>(&mut |tag, page| {
+                    let expect = offsets.get(tag as usize).map_or(0, |o| o / 4096);
+                    assert!(page.iter().all(|&b| u64::from(b) == expect));
+                    seen.push(tag);
+                    Ok(())
+                })
+                .unwrap();
+        }
         seen.sort();
-        assert_eq!(seen, [0, 1, 2]);
-        // Reading past the end is an error, not a hang or a panic.
-        let err = reader
-            .read_batch::<io::Error>(&[8 * 4096], &mut |_, _| Ok(()))
-            .unwrap_err();
+        assert_eq!(seen, [0, 1, 2, 9]);
+        // Reading past the end is an error, not a hang or a panic, and
+        // frees its buffer.
+        reader.submit(8 * 4096, 0).unwrap();
+        let err = reader.wait::<io::Error>(&mut |_, _| Ok(())).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(reader.in_flight(), 0);
+        // Dropping a reader with reads in flight waits for them.
+        reader.submit(3 * 4096, 0).unwrap();
+        drop(reader);
     }
 }

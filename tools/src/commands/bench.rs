@@ -24,12 +24,17 @@ Search a segment with every query of a file, for each setting of a sweep, and \
 print recall@k against exact ground truth, queries per second, latency \
 percentiles, disk reads and bytes per query, resident memory and the I/O path.
 
---sweep names one knob and its values: ef (candidate list size), beam (pages \
-read per round), upper (entry candidates from the RAM layers), stop (early \
+--sweep names one knob and its values: ef (candidate list size), beam (page \
+groups in flight), upper (entry candidates from the RAM layers), stop (early \
 stop in thousandths of the k-th distance; 0 turns it off) or rerank (how many \
 of the best nodes by code distance must have exact distances before a query \
 returns; the unread ones are read in one final batch). The other knobs take \
 --ef, --beam, --upper, --stop and --rerank.
+
+Reads are pipelined: each time a page arrives, its nodes are expanded and the \
+best unread candidates are requested, so --beam groups stay in flight. \
+--rounds reads in rounds instead, as DiskANN does: the next batch only once \
+the whole previous batch is in.
 
 With --io auto (the default) node pages are read with io_uring and O_DIRECT, \
 bypassing the page cache, so every setting runs cold; --io mmap reads through \
@@ -82,9 +87,13 @@ pub struct BenchArgs {
     /// Candidate list size when not swept.
     #[arg(long, default_value_t = SearchParams::default().ef)]
     pub ef: usize,
-    /// Pages read per round when not swept.
+    /// Page groups in flight when not swept.
     #[arg(long, default_value_t = SearchParams::default().beam_width)]
     pub beam: usize,
+    /// Read in rounds of --beam groups, waiting for each whole round,
+    /// instead of refilling the queue as each page arrives.
+    #[arg(long)]
+    pub rounds: bool,
     /// Entry candidates from the upper layers when not swept.
     #[arg(long, default_value_t = SearchParams::default().upper_ef)]
     pub upper: usize,
@@ -185,6 +194,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let base = SearchParams {
         ef: args.ef,
         beam_width: args.beam,
+        pipeline: !args.rounds,
         upper_ef: args.upper,
         stop_permille: (args.stop > 0).then_some(args.stop),
         rerank: args.rerank,
@@ -194,7 +204,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let describe = |settings: &str| {
         let info = segment.info();
         say!(
-            "segment {} ({} × {} {}, {}), {} queries, k = {}, {settings}{} thread(s), I/O {}, RAM {:.1} B/vector",
+            "segment {} ({} × {} {}, {}), {} queries, k = {}, {settings}{} thread(s), I/O {} ({}), RAM {:.1} B/vector",
             segment_path.display(),
             info.vector_count,
             info.dimension,
@@ -204,6 +214,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             args.k,
             args.threads,
             segment.io_mode(),
+            if args.rounds {
+                "in rounds"
+            } else {
+                "pipelined"
+            },
             segment.ram_bytes() as f64 / info.vector_count as f64
         );
     };
@@ -338,7 +353,7 @@ pub fn table_row(r: &SweepRow) -> String {
 
 fn json(r: &SweepRow, k: usize, io: IoMode) -> String {
     format!(
-        "{{\"ef\":{},\"beam\":{},\"upper\":{},\"stop\":{},\"rerank\":{},\"k\":{k},\"recall\":{:.5},\"qps\":{:.2},\"mean_ms\":{:.4},\
+        "{{\"ef\":{},\"beam\":{},\"upper\":{},\"stop\":{},\"rerank\":{},\"pipeline\":{},\"k\":{k},\"recall\":{:.5},\"qps\":{:.2},\"mean_ms\":{:.4},\
          \"p50_ms\":{:.4},\"p95_ms\":{:.4},\"p99_ms\":{:.4},\"reads_per_query\":{:.2},\"bytes_per_query\":{:.0},\
          \"rounds\":{:.2},\"code_distances\":{:.1},\"exact_distances\":{:.1},\"rss_bytes\":{},\"io\":\"{io}\"}}",
         r.params.ef,
@@ -346,6 +361,7 @@ fn json(r: &SweepRow, k: usize, io: IoMode) -> String {
         r.params.upper_ef,
         r.params.stop_permille.unwrap_or(0),
         r.params.rerank,
+        r.params.pipeline,
         r.recall,
         r.qps,
         r.mean_ms,
