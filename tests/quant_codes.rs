@@ -110,6 +110,7 @@ fn kind_names_round_trip() {
         "pq7",
         "rabitq",
         "rabitq2",
+        "rabitq3",
         "rabitq4c1",
         "rabitq8c200",
     ] {
@@ -123,7 +124,8 @@ fn kind_names_round_trip() {
         "pq",
         "pq0",
         "pqx",
-        "rabitq3",
+        "rabitq0",
+        "rabitq9",
         "rabitqc0",
         "rabitqc300",
         "opq16",
@@ -163,6 +165,7 @@ fn code_distances_rank_like_exact_distances() {
         ("pq16", 0.90),
         ("pq32", 0.95),
         ("rabitq", 0.92),
+        ("rabitq3", 0.96),
         ("rabitq4c1", 0.97),
     ];
     for metric in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
@@ -182,7 +185,8 @@ fn estimates_track_exact_distances() {
     let (base, queries) = data(8, 4000, 10);
     let kernels = omendb::Kernels::<f32>::best();
     for metric in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
-        for name in ["pq32", "rabitq", "rabitq4"] {
+        // rabitq3: components straddle code bytes.
+        for name in ["pq32", "rabitq", "rabitq3", "rabitq4"] {
             let q = Quantizer::train(kind(name), flat(&base), metric, 2).unwrap();
             let codes = q.encode_all(flat(&base));
             let (mut err, mut bias, mut scale, mut count) = (0f64, 0f64, 0f64, 0f64);

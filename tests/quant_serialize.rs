@@ -29,6 +29,7 @@ fn samples() -> &'static [(Quantizer, Vec<u8>)] {
             ("pq5", Metric::Cosine),
             ("rabitq", Metric::InnerProduct),
             ("rabitq2c1", Metric::L2),
+            ("rabitq3", Metric::L2),
             ("rabitq8c3", Metric::Cosine),
         ] {
             let kind: QuantizerKind = kind.parse().unwrap();
@@ -87,7 +88,7 @@ fn header_fields_are_checked() {
         (pq, 4, &0u32.to_le_bytes()[..], 4),       // dim
         (pq, 8, &13u32.to_le_bytes()[..], 8),      // m > dim
         (pq, 12, &f32::NAN.to_le_bytes()[..], 12), // codebook value
-        (rq, 3, &[3u8][..], 3),                    // bits
+        (rq, 3, &[9u8][..], 3),                    // bits
         (rq, 8, &128u32.to_le_bytes()[..], 8),     // padded dim
         (rq, 12, &0u32.to_le_bytes()[..], 12),     // centroids
         (rq, 12, &u32::MAX.to_le_bytes()[..], 12), // centroids
@@ -126,7 +127,7 @@ proptest! {
     /// Any single-byte change decodes or fails cleanly; if it decodes, it
     /// re-encodes to the same bytes (the layout has no slack).
     #[test]
-    fn mutations_never_panic(which in 0usize..5, at in any::<prop::sample::Index>(), byte in any::<u8>()) {
+    fn mutations_never_panic(which in 0usize..6, at in any::<prop::sample::Index>(), byte in any::<u8>()) {
         let (_, bytes) = &samples()[which];
         let mut b = bytes.clone();
         let i = at.index(b.len());
@@ -137,7 +138,7 @@ proptest! {
     }
 
     #[test]
-    fn round_trip(which in 0usize..5, offset in any::<u64>()) {
+    fn round_trip(which in 0usize..6, offset in any::<u64>()) {
         let (q, bytes) = &samples()[which];
         let back = Quantizer::from_bytes(bytes, Path::new("x"), offset).unwrap();
         prop_assert_eq!(&back, q);

@@ -95,8 +95,8 @@ pub struct SearchParams {
     /// true neighbour that the codes ranked well but the walk's list or
     /// early stop left unread can still be returned. `0` (the default)
     /// returns the best exact distances the walk read, as before the knob.
-    /// Costs at most one extra round (split into submissions of at most
-    /// `SegmentOptions::queue_depth` pages) and up to `rerank` extra pages.
+    /// Costs one extra round (at most `SegmentOptions::queue_depth` pages in
+    /// flight) and up to `rerank` extra pages.
     /// Measured at 1M × 128 it buys no recall per read over a looser early
     /// stop (benches/RESULTS.md); it is for devices where a dependent round
     /// costs much more than its reads.

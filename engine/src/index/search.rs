@@ -1,10 +1,12 @@
 //! The disk search of one query: descend the RAM layers, beam-search the
-//! base layer reading node pages in batches, rerank with exact distances.
+//! base layer reading node pages, rerank with exact distances.
 //!
 //! The candidate list holds at most `ef` nodes, ordered by distance: exact
-//! for nodes whose record has been read, the code estimate otherwise. Each
-//! round takes up to `beam_width` of the best unexpanded candidates whose
-//! pages are not in hand and reads those pages as one batch. Every node on
+//! for nodes whose record has been read, the code estimate otherwise. The
+//! pages of the best unexpanded candidates not yet requested are requested
+//! until `beam_width` page groups are in flight: after every wait for the
+//! device ([`SearchParams::pipeline`]), or once the whole previous batch is
+//! in (rounds). Every node on
 //! a page that arrives gets its exact distance (records are packed so that
 //! graph neighbours tend to share pages, SPEC.md §2.5.4) and joins the list
 //! if it is good enough; expanding a node whose page is already in hand

@@ -42,7 +42,7 @@
 //! and for RaBitQ (kind 2):
 //!
 //! ```text
-//! 3       1     bits B per dimension: 1, 2, 4 or 8
+//! 3       1     bits B per dimension: 1 to 8
 //! 4       4     dim D, 1..=16384
 //! 8       4     padded dimension D' = D rounded up to a multiple of 64
 //! 12      4     centroids C, 1..=256
@@ -52,8 +52,10 @@
 //! ```
 //!
 //! A code of a product quantizer is `m` bytes (byte s = centroid index of
-//! subspace s). A RaBitQ code is `D'·B/8` grid bytes (component j in bits
-//! `(j·B) % 8` upwards of byte `j·B / 8`), `f_add` (f32), `f_scale` (f32)
+//! subspace s). A RaBitQ code is `D'·B/8` grid bytes (a bit stream, least
+//! significant bit of byte 0 first: bit b of component j is stream bit
+//! `j·B + b`, i.e. bit `(j·B + b) % 8` of byte `(j·B + b) / 8`), `f_add`
+//! (f32), `f_scale` (f32)
 //! and, if C > 1, the centroid id (u8); see [`rabitq`] for the estimator.
 //!
 //! Every value must be finite and every length exact; [`Quantizer::from_bytes`]
@@ -158,7 +160,7 @@ impl FromStr for QuantizerKind {
             let bits = if bits.is_empty() { 1 } else { number(bits)? };
             let bits = u8::try_from(bits).map_err(|_| bad())?;
             if !rabitq::RABITQ_BITS.contains(&bits) {
-                return Err(format!("{s:?}: RaBitQ supports 1, 2, 4 or 8 bits"));
+                return Err(format!("{s:?}: RaBitQ supports 1 to 8 bits"));
             }
             let centroids = match centroids {
                 Some(c) => number(c)?,

@@ -32,7 +32,7 @@ impl RaBitQuantizer {
         let dim = sample.dim();
         if !RABITQ_BITS.contains(&bits) {
             return Err(EngineError::InvalidArgument(format!(
-                "RaBitQ supports 1, 2, 4 or 8 bits per dimension, got {bits}"
+                "RaBitQ supports 1 to 8 bits per dimension, got {bits}"
             )));
         }
         if !(1..=RABITQ_MAX_CENTROIDS).contains(&centroids) {

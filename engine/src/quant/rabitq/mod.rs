@@ -52,8 +52,10 @@ use crate::cluster::Centroids;
 use crate::cluster::kmeans::Transposed;
 use crate::quant::transform::Rotation;
 
-/// Bit widths a code may use per dimension: whole dimensions per byte.
-pub const RABITQ_BITS: [u8; 4] = [1, 2, 4, 8];
+/// Bit widths a code may use per dimension. Widths that do not divide 8
+/// (3 bits: 48 grid bytes at 128-d) let a component straddle two bytes;
+/// the byte tables of the query side do not care.
+pub const RABITQ_BITS: [u8; 8] = [1, 2, 3, 4, 5, 6, 7, 8];
 
 /// A trained RaBitQ quantizer.
 #[derive(Debug, Clone, PartialEq)]

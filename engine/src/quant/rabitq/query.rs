@@ -43,20 +43,24 @@ impl RaBitQuantizer {
             })
             .collect();
 
-        // Byte b's contribution is linear in its bits: a constant (every
-        // component at code 0, value -level) plus one weight per set bit.
+        // Byte p's contribution is linear in its bits: bit i is stream bit
+        // g = 8p + i, bit g % B of component g / B, worth 2^(g % B) y_j;
+        // plus a constant, the `-level · y_j` of every component whose first
+        // bit is in the byte (the value at code 0).
         let bits = usize::from(self.bits);
-        let per_byte = 8 / bits;
         let level = ((1u32 << bits) - 1) as f32 / 2.0;
-        let tables = y
-            .chunks_exact(per_byte)
-            .map(|ys| {
+        let tables = (0..y.len() * bits / 8)
+            .map(|p| {
                 let mut w = [0f32; 8];
                 for (i, wi) in w.iter_mut().enumerate() {
-                    let yj = ys.get(i / bits).copied().unwrap_or(0.0);
-                    *wi = (1u32 << (i % bits)) as f32 * yj;
+                    let g = 8 * p + i;
+                    let yj = y.get(g / bits).copied().unwrap_or(0.0);
+                    *wi = (1u32 << (g % bits)) as f32 * yj;
                 }
-                byte_table(&w, -level * ys.iter().sum::<f32>())
+                let first = (8 * p).div_ceil(bits);
+                let end = (8 * (p + 1)).div_ceil(bits).min(y.len());
+                let base = y.get(first..end).map_or(0.0, |ys| ys.iter().sum::<f32>());
+                byte_table(&w, -level * base)
             })
             .collect();
         RaBitQQuery {

@@ -1,7 +1,7 @@
 //! RaBitQ codes and the quantizer's byte layout.
 //!
-//! A code is, in order: the grid (`D' B / 8` bytes; component `j` in bits
-//! `(j B) % 8 ..` of byte `j B / 8`, least significant first), `f_add` (f32
+//! A code is, in order: the grid (`D' B / 8` bytes, a bit stream: bit `b`
+//! of component `j` is bit `(j B + b) % 8` of byte `(j B + b) / 8`), `f_add` (f32
 //! LE), `f_scale` (f32 LE), and, when there is more than one centroid, the
 //! centroid id (u8).
 //!
@@ -231,14 +231,17 @@ fn grid_cosine(u: &[f32], t: f32, half: i32, top: i32) -> f32 {
     vu.iter().sum::<f32>() / vv.iter().sum::<f32>().sqrt()
 }
 
-/// Packs `codes` of `bits` bits each into `out`, least significant first.
+/// Packs `codes` of `bits` bits each into the zeroed `out` as one bit
+/// stream, least significant bit first.
 fn pack(codes: &[u8], bits: u8, out: &mut [u8]) {
-    let per_byte = usize::from(8 / bits);
-    for (byte, chunk) in out.iter_mut().zip(codes.chunks(per_byte)) {
-        *byte = chunk
-            .iter()
-            .enumerate()
-            .fold(0u8, |acc, (i, &c)| acc | (c << (i * usize::from(bits))));
+    let bits = usize::from(bits);
+    for (j, &c) in codes.iter().enumerate() {
+        for b in 0..bits {
+            let at = j * bits + b;
+            if let Some(byte) = out.get_mut(at / 8) {
+                *byte |= ((c >> b) & 1) << (at % 8);
+            }
+        }
     }
 }
 
@@ -269,5 +272,9 @@ mod tests {
         let mut out = [0u8; 2];
         pack(&[1, 2, 3, 0, 3, 3, 3, 3], 2, &mut out);
         assert_eq!(out, [0b00_11_10_01, 0xFF]);
+        // Three bits: component 2 straddles bytes 0 and 1.
+        let mut out = [0u8; 3];
+        pack(&[0b101, 0b011, 0b110, 0, 0, 0, 0, 0b111], 3, &mut out);
+        assert_eq!(out, [0b10_011_101, 0b0000_0001, 0b111_00000]);
     }
 }
