@@ -74,7 +74,10 @@ pub struct SearchParams {
     /// pages arrives and its nodes are expanded, the best unread candidates
     /// are requested, so `beam_width` groups stay in flight (PipeANN's
     /// pipelining). `false`: in rounds, the next batch is requested only
-    /// when the whole previous batch is in (DiskANN's beam search).
+    /// when the whole previous batch is in (DiskANN's beam search). The two
+    /// differ only on a device that completes reads one at a time (NVMe);
+    /// the development VM's virtio disk completes a batch together, and
+    /// there both read the same pages in the same waits (benches/RESULTS.md).
     pub pipeline: bool,
     /// Entry candidates taken from the upper layers.
     pub upper_ef: usize,
