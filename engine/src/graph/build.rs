@@ -104,7 +104,7 @@ impl BuildParams {
     }
 
     /// The alpha of each pass.
-    fn passes(&self) -> Vec<f32> {
+    pub(crate) fn passes(&self) -> Vec<f32> {
         match self.builder {
             Builder::Vamana if self.one_pass => vec![self.alpha],
             Builder::Vamana if self.alpha > 1.0 => vec![1.0, self.alpha],

@@ -413,14 +413,7 @@ pub fn build_segment<T: Widen + DatasetElement>(
     meta.insert("build.r".to_string(), r.to_string());
     meta.insert("build.l".to_string(), options.list_size.to_string());
     meta.insert("build.alpha".to_string(), options.alpha.to_string());
-    meta.insert(
-        "build.passes".to_string(),
-        match (options.builder, options.one_pass) {
-            (Builder::Vamana, false) => "2",
-            _ => "1",
-        }
-        .to_string(),
-    );
+    meta.insert("build.passes".to_string(), build.passes().len().to_string());
     meta.insert("build.code".to_string(), options.code.to_string());
     meta.insert("build.shards".to_string(), summary.shards.to_string());
     meta.insert("build.seed".to_string(), options.seed.to_string());

@@ -223,11 +223,10 @@ pub(crate) fn search<A: Acceptance>(
         codes: segment.codes(),
         code_len: segment.code_len(),
     };
-    let code_distance = |id: u32, stats: &mut QueryStats| codes.distance(id, stats);
 
     // 1. The RAM layers give the entry candidates.
     let mut entries = segment.upper().descend(
-        &mut |id| code_distance(id, &mut stats),
+        &mut |id| codes.distance(id, &mut stats),
         &|id| codes.prefetch(id),
         params.upper_ef.max(1),
     );
@@ -235,7 +234,7 @@ pub(crate) fn search<A: Acceptance>(
         let e = segment.base_entry();
         entries.push(crate::graph::Neighbour {
             id: e,
-            distance: code_distance(e, &mut stats),
+            distance: codes.distance(e, &mut stats),
         });
     }
     // A filter known by row also seeds the walk with the matching level-1
@@ -248,7 +247,7 @@ pub(crate) fn search<A: Acceptance>(
             if accept.known(id) == Some(true) {
                 seeds.push(crate::graph::Neighbour {
                     id,
-                    distance: code_distance(id, &mut stats),
+                    distance: codes.distance(id, &mut stats),
                 });
             }
         }
