@@ -123,6 +123,37 @@ fn recall_for_every_metric_and_element_type() {
     }
 }
 
+/// The graph is built on 8-bit copies of f32 and f16 rows by default; the
+/// full-precision build must stay as good, and the default no worse than
+/// the bound above.
+#[test]
+fn full_precision_build_reaches_the_same_recall() {
+    let dir = tempfile::tempdir().unwrap();
+    let params = SearchParams {
+        ef: 64,
+        ..SearchParams::default()
+    };
+    for metric in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
+        for quantized_build in [false, true] {
+            let sub = dir.path().join(format!("{metric}-{quantized_build}"));
+            std::fs::create_dir_all(&sub).unwrap();
+            let options = BuildOptions {
+                quantized_build,
+                ..small_options()
+            };
+            let (path, queries, gt) =
+                fixture::<f32>(&sub, ElementType::F32, metric, 4000, 32, &options);
+            let segment = Segment::open(&path, &SegmentOptions::default()).unwrap();
+            let r = recall(&segment, &queries, &gt, &params);
+            eprintln!("{metric} quantized_build={quantized_build}: recall@10 {r:.3}");
+            assert!(
+                r >= 0.95,
+                "{metric} quantized_build={quantized_build}: {r:.3}"
+            );
+        }
+    }
+}
+
 #[test]
 fn exact_when_ef_covers_the_whole_dataset() {
     let dir = tempfile::tempdir().unwrap();

@@ -6,8 +6,8 @@
 //!   parallel.
 //!
 //! `unsafe` is confined to the architecture leaf modules of [`distance`]
-//! (SIMD kernels and the prefetch hint) and to [`io`] (io_uring reads into
-//! aligned buffers).
+//! (SIMD kernels and the prefetch hint), to [`io`] (io_uring reads into
+//! aligned buffers) and to [`memory`]'s huge-page hint.
 
 pub mod cluster;
 pub mod collection;

@@ -1,6 +1,51 @@
-//! This process's memory figures, as the kernel reports them: what builds
-//! and benchmarks print next to their budgets. Linux only; elsewhere the
-//! figures are `None`.
+//! This process's memory: the figures the kernel reports, which builds and
+//! benchmarks print next to their budgets (Linux only; elsewhere `None`),
+//! and the one hint we give it about large arrays.
+
+/// Asks the kernel to back `buf` with transparent huge pages where the
+/// system allows them only on request (`madvise` mode, the common default).
+///
+/// Why: the graph build and the search hit arrays of hundreds of megabytes
+/// (vectors, adjacency, codes) at random, so with 4 KiB pages nearly every
+/// access also misses the TLB and walks the page tables; 2 MiB pages cover
+/// such an array with a few hundred TLB entries. Call it before the memory
+/// is first written: pages already faulted in stay small until the kernel's
+/// background collapse, if ever. A no-op off Linux, for small buffers, and
+/// wherever the kernel refuses (the hint's result is deliberately ignored).
+pub fn advise_huge_pages<T>(buf: &[T]) {
+    const HUGE_PAGE: usize = 2 << 20;
+    const PAGE: usize = 4096;
+    let len = std::mem::size_of_val(buf);
+    if !cfg!(target_os = "linux") || len < 2 * HUGE_PAGE {
+        return;
+    }
+    let start = (buf.as_ptr() as usize).next_multiple_of(PAGE);
+    let end = (buf.as_ptr() as usize + len) / PAGE * PAGE;
+    if end <= start {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    // SAFETY: `start..end` lies inside `buf`'s allocation (rounded inwards
+    // to whole pages), which this process owns. MADV_HUGEPAGE only changes
+    // how the kernel backs those pages, never their contents, so no Rust
+    // reference can observe it.
+    unsafe {
+        libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+    }
+}
+
+/// `v` moved onto memory advised with [`advise_huge_pages`]: for arrays
+/// that arrive already written (read from a file) and are then hit at
+/// random for as long as they live. Holds both copies for a moment.
+pub fn onto_huge_pages<T: Copy>(v: Vec<T>) -> Vec<T> {
+    if size_of_val(v.as_slice()) < 4 << 20 {
+        return v;
+    }
+    let mut out = Vec::with_capacity(v.len());
+    advise_huge_pages(out.spare_capacity_mut());
+    out.extend_from_slice(&v);
+    out
+}
 
 /// The peak resident set size (`VmHWM`), in bytes.
 pub fn peak_resident_bytes() -> Option<u64> {
@@ -27,6 +72,16 @@ fn status_kib(field: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn moving_onto_huge_pages_keeps_the_contents() {
+        for len in [0usize, 1000, 3 << 20] {
+            let v: Vec<u32> = (0..len as u32)
+                .map(|i| i.wrapping_mul(2654435761))
+                .collect();
+            assert_eq!(super::onto_huge_pages(v.clone()), v);
+        }
+    }
+
     #[test]
     fn peak_is_at_least_current() {
         let (now, peak) = (super::resident_bytes(), super::peak_resident_bytes());

@@ -41,6 +41,7 @@ use super::rng::{SplitMix64, permutation};
 use super::search::{Adjacency, Candidate, Neighbour, SearchScratch, Visited, search_core};
 use super::{EMPTY_SLOT, Graph, MAX_DEGREE_LIMIT};
 use crate::distance::{Element, Kernels, prefetch};
+use crate::memory::advise_huge_pages;
 use crate::vectors::VectorSet;
 use crate::{EngineError, Metric, Result};
 
@@ -203,10 +204,13 @@ const LOCK_STRIPES: usize = 1 << 12;
 
 impl SharedGraph {
     fn new(n: usize, cap: usize) -> Self {
+        let mut slots = Vec::with_capacity(n * cap);
+        advise_huge_pages(slots.spare_capacity_mut());
+        slots.extend((0..n * cap).map(|_| AtomicU32::new(EMPTY_SLOT)));
         SharedGraph {
             n,
             cap,
-            slots: (0..n * cap).map(|_| AtomicU32::new(EMPTY_SLOT)).collect(),
+            slots,
             degrees: (0..n).map(|_| AtomicU16::new(0)).collect(),
             locks: (0..LOCK_STRIPES.min(n.max(1)))
                 .map(|_| Mutex::new(()))

@@ -42,6 +42,7 @@ use super::prune::robust_prune;
 use super::search::Neighbour;
 use crate::cluster::KMeans;
 use crate::distance::{Element, Kernels};
+use crate::memory::advise_huge_pages;
 use crate::vectors::{FlatVectors, VectorSet, Widen};
 use crate::{EngineError, Metric, Result};
 
@@ -211,6 +212,7 @@ pub fn build_sharded<T: Widen, S: VectorSource<T> + ?Sized>(
     if n * per_node <= usable {
         // Everything fits: one shard, no spill.
         let mut data = vec![T::ZERO; n * d];
+        advise_huge_pages(&data);
         source.read_rows(0, &mut data)?;
         let set = flat(&data, d)?;
         let g = build_graph(&set, metric, &params.build, progress)?;
@@ -332,6 +334,7 @@ pub fn build_sharded<T: Widen, S: VectorSource<T> + ?Sized>(
         let members = read_ids(&id_paths[s], sizes[s])?;
         let _ = std::fs::remove_file(&id_paths[s]);
         let mut data = vec![T::ZERO; members.len() * d];
+        advise_huge_pages(&data);
         for (row, &id) in data.chunks_exact_mut(d).zip(&members) {
             source.read_rows(id as usize, row)?;
         }

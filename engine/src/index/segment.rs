@@ -188,7 +188,8 @@ impl Segment {
         }
         let code_len = quantizer.code_len();
         let section = *file.require(SectionKind::CODES)?;
-        let codes = file.read_section(&section)?;
+        // Every query reads a few thousand codes at random.
+        let codes = crate::memory::onto_huge_pages(file.read_section(&section)?);
         if Some(codes.len() as u64) != n.checked_mul(code_len as u64)
             || header.code_len.get() as usize != code_len
         {

@@ -13,6 +13,9 @@
 //! code distances; [`transform`] holds the shared normalisation and
 //! rotation. Inputs are f32: callers widen other element types first.
 //!
+//! [`build_codes`] is not a search code: it is the 8-bit copy of every
+//! vector that the graph build computes its distances on.
+//!
 //! A code distance estimates the metric distance of `omen_format::Metric`
 //! (smaller is closer): squared L2, negated inner product, or cosine
 //! distance.
@@ -68,6 +71,7 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
 
+pub mod build_codes;
 pub(crate) mod codec;
 pub mod eval;
 pub mod pq;
@@ -83,6 +87,7 @@ use rayon::prelude::*;
 
 use crate::vectors::{FlatVectors, VectorSet};
 use crate::{EngineError, Result};
+pub use build_codes::BuildCodes;
 use codec::{Reader, Writer};
 pub use pq::{PqQuery, ProductQuantizer};
 pub use rabitq::{RaBitQQuery, RaBitQuantizer};

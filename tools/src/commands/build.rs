@@ -86,6 +86,11 @@ pub struct BuildArgs {
     /// measured).
     #[arg(long)]
     pub two_pass: bool,
+    /// Compute the graph build's distances on the full f32/f16 rows instead
+    /// of an 8-bit copy (slower: the copy made the graph phase about 30%
+    /// faster at the same recall where measured). Byte inputs are unaffected.
+    #[arg(long)]
+    pub exact_build: bool,
     /// Degree of the upper HNSW layers (about 1/M of the vectors reach level 1).
     #[arg(long, default_value_t = 32)]
     pub upper_degree: usize,
@@ -217,6 +222,7 @@ fn build_with_pool(args: &BuildArgs, quiet: bool) -> Result<(BuildReport, usize)
         alpha: args.alpha,
         saturate: !args.no_saturate,
         one_pass: !args.two_pass,
+        quantized_build: !args.exact_build,
         code: args.code,
         upper_degree: args.upper_degree,
         memory_budget: args.memory_budget,

@@ -201,6 +201,7 @@ pub fn run(args: &DemoArgs, quiet: bool) -> Result<()> {
         code: BuildOptions::default().code,
         no_saturate: !BuildOptions::default().saturate,
         two_pass: !BuildOptions::default().one_pass,
+        exact_build: !BuildOptions::default().quantized_build,
         upper_degree: 16,
         memory_budget: 1 << 30,
         threads: None,
