@@ -34,19 +34,6 @@ pub fn advise_huge_pages<T>(buf: &[T]) {
     }
 }
 
-/// `v` moved onto memory advised with [`advise_huge_pages`]: for arrays
-/// that arrive already written (read from a file) and are then hit at
-/// random for as long as they live. Holds both copies for a moment.
-pub fn onto_huge_pages<T: Copy>(v: Vec<T>) -> Vec<T> {
-    if size_of_val(v.as_slice()) < 4 << 20 {
-        return v;
-    }
-    let mut out = Vec::with_capacity(v.len());
-    advise_huge_pages(out.spare_capacity_mut());
-    out.extend_from_slice(&v);
-    out
-}
-
 /// The peak resident set size (`VmHWM`), in bytes.
 pub fn peak_resident_bytes() -> Option<u64> {
     status_kib("VmHWM:").map(|kib| kib * 1024)
@@ -72,16 +59,6 @@ fn status_kib(field: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn moving_onto_huge_pages_keeps_the_contents() {
-        for len in [0usize, 1000, 3 << 20] {
-            let v: Vec<u32> = (0..len as u32)
-                .map(|i| i.wrapping_mul(2654435761))
-                .collect();
-            assert_eq!(super::onto_huge_pages(v.clone()), v);
-        }
-    }
-
     #[test]
     fn peak_is_at_least_current() {
         let (now, peak) = (super::resident_bytes(), super::peak_resident_bytes());

@@ -189,7 +189,7 @@ impl Segment {
         let code_len = quantizer.code_len();
         let section = *file.require(SectionKind::CODES)?;
         // Every query reads a few thousand codes at random.
-        let codes = crate::memory::onto_huge_pages(file.read_section(&section)?);
+        let codes = file.read_section_with(&section, &crate::memory::advise_huge_pages)?;
         if Some(codes.len() as u64) != n.checked_mul(code_len as u64)
             || header.code_len.get() as usize != code_len
         {

@@ -200,7 +200,16 @@ impl<S: ReadAt> SegmentFile<S> {
 
     /// Reads a non-paged section whole, checks its checksum and decodes it.
     pub fn read_section(&self, section: &Section) -> Result<Vec<u8>> {
+        self.read_section_with(section, &|_| {})
+    }
+
+    /// [`Self::read_section`], calling `fresh` on each buffer it allocates
+    /// (the one it returns included) before writing to it: a caller can
+    /// advise the kernel how to back a large section (huge pages) without
+    /// holding a second copy of it.
+    pub fn read_section_with(&self, section: &Section, fresh: &dyn Fn(&[u8])) -> Result<Vec<u8>> {
         let mut stored = vec![0u8; usize_len(section.extent(), &self.path)?];
+        fresh(&stored);
         self.read_at(&mut stored, section.offset, &section.describe())?;
         Checksum::of(&stored).check(
             section.checksum,
@@ -214,6 +223,7 @@ impl<S: ReadAt> SegmentFile<S> {
             return Ok(stored);
         }
         let mut out = vec![0u8; usize_len(section.logical_len, &self.path)?];
+        fresh(&out);
         match lz4_flex::block::decompress_into(&stored, &mut out) {
             Ok(n) if n == out.len() => Ok(out),
             Ok(n) => Err(self.corrupt(
