@@ -98,8 +98,9 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = SearchParams::default().upper_ef)]
     pub upper: usize,
     /// Early stop: stop reading once every unread candidate is this many
-    /// thousandths farther than the k-th best exact distance; 0 turns it off
-    /// (use 0 for segments built with 1-bit codes).
+    /// thousandths farther than the r-th best exact distance, r = max(k,
+    /// ef/4), so raising --ef still raises recall; 0 turns it off (use 0 for
+    /// segments built with 1-bit codes).
     #[arg(long, default_value_t = SearchParams::default().stop_permille.unwrap_or(0))]
     pub stop: u32,
     /// Rerank depth: the best this many nodes by code distance get exact
