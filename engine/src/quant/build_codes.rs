@@ -47,31 +47,37 @@ impl BuildCodes {
     /// Trains on widened rows (not yet normalised) of the data.
     pub fn train(sample: &FlatVectors<'_, f32>, metric: Metric) -> Self {
         let dim = sample.dim();
-        let prepared = |i: usize| {
-            let mut row = sample.get(i).to_vec();
+        // One pass: per component, the sum (for the centre) and the range
+        // (the largest deviation from any centre is at one of its ends).
+        let mut sum = vec![0f64; dim];
+        let mut low = vec![f32::INFINITY; dim];
+        let mut high = vec![f32::NEG_INFINITY; dim];
+        let mut row = Vec::with_capacity(dim);
+        for i in 0..sample.len() {
+            row.clear();
+            row.extend_from_slice(sample.get(i));
             if metric == Metric::Cosine {
                 normalize(&mut row);
             }
-            row
+            for (((s, lo), hi), &x) in sum.iter_mut().zip(&mut low).zip(&mut high).zip(&row) {
+                *s += f64::from(x);
+                *lo = lo.min(x);
+                *hi = hi.max(x);
+            }
+        }
+        let center: Vec<f32> = if metric == Metric::InnerProduct || sample.is_empty() {
+            vec![0.0; dim]
+        } else {
+            sum.iter()
+                .map(|s| (s / sample.len() as f64) as f32)
+                .collect()
         };
-        let mut center = vec![0f32; dim];
-        if metric != Metric::InnerProduct && !sample.is_empty() {
-            let mut sum = vec![0f64; dim];
-            for i in 0..sample.len() {
-                for (s, &x) in sum.iter_mut().zip(&prepared(i)) {
-                    *s += f64::from(x);
-                }
-            }
-            for (c, s) in center.iter_mut().zip(&sum) {
-                *c = (*s / sample.len() as f64) as f32;
-            }
-        }
-        let mut reach = 0f32;
-        for i in 0..sample.len() {
-            for (&x, &c) in prepared(i).iter().zip(&center) {
-                reach = reach.max((x - c).abs());
-            }
-        }
+        let reach = center
+            .iter()
+            .zip(low.iter().zip(&high))
+            .filter(|(_, (lo, hi))| lo <= hi)
+            .map(|(&c, (&lo, &hi))| (hi - c).max(c - lo))
+            .fold(0f32, f32::max);
         let scale = if reach > 0.0 && reach.is_finite() {
             LIMIT / reach
         } else {
