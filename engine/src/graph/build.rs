@@ -144,9 +144,9 @@ impl BuildParams {
 
 /// Bytes of RAM per node that [`build_graph`] holds at its peak, besides
 /// the vectors: the build-time adjacency (`capacity` slots of 4 bytes and a
-/// 2-byte degree) and one visited mark of 4 bytes per thread.
+/// 2-byte degree) and one visited bit per thread, rounded up to a byte.
 pub fn build_bytes_per_node(params: &BuildParams, threads: usize) -> usize {
-    params.capacity() * 4 + 2 + 4 * threads.max(1)
+    params.capacity() * 4 + 2 + threads.max(1).div_ceil(8)
 }
 
 /// Sample size for [`medoid`]: the estimate costs `s^2` distances.

@@ -12,7 +12,7 @@
 //!
 //! ```text
 //! partition: s*d*(4 + t) + S*d*4 + S*B                     (sample, centroids, id spill buffers)
-//! shard:     m*(d*t + 4*ceil(slack*R) + 2 + 4*threads + 4)  (vectors, adjacency, visited marks, ids)
+//! shard:     m*(d*t + 4*ceil(slack*R) + 2 + ceil(threads/8) + 4)  (vectors, adjacency, visited bits, ids)
 //! merge:     S*B + K*(overlap*R*4 + 8) + threads*(overlap*R + 1)*d*t
 //! ```
 //!
@@ -21,9 +21,10 @@
 //! `m` the largest shard. Shards are capped at
 //! `m <= (budget - fixed) / per_node` (the `shard` line's per-node bytes) by a
 //! capacity-constrained assignment, and `S = ceil(overlap * n / (0.8 * m))`
-//! leaves 20% headroom for uneven clusters. For example, 100M x 128 f32 with
-//! `R = 64` (84 build slots), 2 threads and a 16 GiB budget: 862 bytes per
-//! shard node, `m <= 19.9M`, 13 shards of about 15.4M; `n * R * 4` bytes
+//! leaves 20% headroom for uneven clusters. For example, 100M x 128 f32 rows
+//! (`--exact-build`; the 8-bit build copy has `t = 1`) with
+//! `R = 64` (84 build slots), 2 threads and a 16 GiB budget: 855 bytes per
+//! shard node, `m <= 20.1M`, 13 shards of about 15.4M; `n * R * 4` bytes
 //! (25.6 GB) are never held.
 //!
 //! I/O: each shard reads its members from the source in ascending id order
