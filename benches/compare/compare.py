@@ -471,6 +471,11 @@ def build_system(sys_name: str, a, work: Path, log: Path) -> dict:
     return info
 
 
+def peer_beam(a) -> int:
+    """DiskANN's beam_width: --peer-beam, else the same as OmenDB's."""
+    return a.peer_beam if a.peer_beam is not None else a.beam
+
+
 def search_system(sys_name: str, info: dict, a, log: Path) -> dict:
     data = Path(a.data)
     sweep = SWEEPS[sys_name]
@@ -509,7 +514,7 @@ def search_system(sys_name: str, info: dict, a, log: Path) -> dict:
             "--data", str(data),
             "--index", info["index"],
             "--sweep", ",".join(map(str, sweep)),
-            "--beam", str(a.beam),
+            "--beam", str(peer_beam(a)),
             "--metric", a.metric,
         ]
         out, wall, rss, rc = run_child(cmd, log)
@@ -604,7 +609,7 @@ def config_text(s: str, st: dict) -> str:
     if s == "diskann":
         return (
             f"Vamana R={st['R']} L={st['L_build']}, PQ {st['diskann_pq_bytes']} B in RAM, full vectors on disk, "
-            f"beam {st['beam']}, 0 cached nodes; L swept"
+            f"beam {st.get('peer_beam', st['beam'])}, 0 cached nodes; L swept"
         )
     if s in ("hnswlib", "faiss-hnsw", "usearch"):
         return f"HNSW M={st['hnsw_M']} efC={st.get('hnsw_ef_construction', st['L_build'])}, f32; {KNOB[s]} swept"
@@ -740,7 +745,7 @@ def cmd_run(a) -> None:
         "omendb_git": git_state(),
         "omen_bin": str(Path(a.omen_bin).resolve()),
         "settings": {
-            "k": K, "R": R, "L_build": L_BUILD, "hnsw_M": HNSW_M, "beam": a.beam,
+            "k": K, "R": R, "L_build": L_BUILD, "hnsw_M": HNSW_M, "beam": a.beam, "peer_beam": peer_beam(a),
             "diskann_pq_bytes": a.pq_bytes, "build_threads": a.build_threads,
             "search_threads": 1, "passes": a.passes, "build_memory_gb": a.build_memory_gb,
             "omen_code": a.omen_code or "default", "hnsw_ef_construction": a.hnsw_efc,
@@ -830,7 +835,8 @@ def main() -> None:
     r.add_argument("--build-threads", type=int, default=os.cpu_count())
     r.add_argument("--build-memory-gb", type=int, default=4)
     r.add_argument("--pq-bytes", type=int, default=32, help="DiskANN in-RAM PQ bytes per vector")
-    r.add_argument("--beam", type=int, default=4, help="pages read per round (OmenDB, DiskANN)")
+    r.add_argument("--beam", type=int, default=6, help="OmenDB's page groups in flight (its default)")
+    r.add_argument("--peer-beam", type=int, help="DiskANN's beam_width (default: --beam)")
     r.add_argument("--hnsw-efc", type=int, default=L_BUILD, help="HNSW peers' ef_construction (default: L_BUILD)")
     r.add_argument("--passes", type=int, default=2, help="search passes; best QPS per setting")
     r.add_argument("--no-drop-caches", dest="drop_caches", action="store_false")
@@ -848,7 +854,7 @@ def main() -> None:
         w.add_argument("--pq-bytes", type=int, default=32)
         w.add_argument("--build-memory-gb", type=int, default=4)
         w.add_argument("--sweep", default="")
-        w.add_argument("--beam", type=int, default=4)
+        w.add_argument("--beam", type=int, default=6)
         w.add_argument("--hnsw-efc", type=int, default=L_BUILD)
         w.add_argument("--metric", choices=("l2", "cos"), default="l2")
     a = p.parse_args()

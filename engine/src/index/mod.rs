@@ -68,16 +68,20 @@ impl Default for SegmentOptions {
 pub struct SearchParams {
     /// Candidate list size: larger finds more, reads more.
     pub ef: usize,
-    /// Page groups in flight at once (the I/O queue depth of a query).
+    /// Page groups in flight at once (the I/O queue depth of a query), once
+    /// the walk has its first four groups in hand; at most two before
+    /// (`search.rs`, `APPROACH_GROUPS`). Capped by what the segment's
+    /// `queue_depth` holds.
     pub beam_width: usize,
-    /// How reads are scheduled. `true` (the default): as soon as a group of
-    /// pages arrives and its nodes are expanded, the best unread candidates
-    /// are requested, so `beam_width` groups stay in flight (PipeANN's
+    /// How reads are scheduled. `true` (the default): each time the oldest
+    /// requested group of pages is in hand and its nodes are expanded, the
+    /// best unread candidates are requested, so `beam_width` groups stay in
+    /// flight and the device reads while the search computes (PipeANN's
     /// pipelining). `false`: in rounds, the next batch is requested only
-    /// when the whole previous batch is in (DiskANN's beam search). The two
-    /// differ only on a device that completes reads one at a time (NVMe);
-    /// the development VM's virtio disk completes a batch together, and
-    /// there both read the same pages in the same waits (benches/RESULTS.md).
+    /// when the whole previous batch is in (DiskANN's beam search). On the
+    /// development VM's disk, which completes a batch together, pipelining
+    /// gives 10–25% more QPS at the same reads (benches/RESULTS.md,
+    /// session 8).
     pub pipeline: bool,
     /// Entry candidates taken from the upper layers.
     pub upper_ef: usize,
@@ -111,7 +115,7 @@ impl Default for SearchParams {
     fn default() -> Self {
         SearchParams {
             ef: 64,
-            beam_width: 4,
+            beam_width: 6,
             pipeline: true,
             upper_ef: 8,
             stop_permille: Some(100),
@@ -134,8 +138,9 @@ pub struct QueryStats {
     pub pages_read: u32,
     /// Bytes read from the segment file.
     pub bytes_read: u64,
-    /// Times the search waited for the device (with `pipeline = false`,
-    /// its rounds of reads).
+    /// Times the search waited for the device: once per group put in hand
+    /// whose pages were not all in yet (with `pipeline = false`, about its
+    /// rounds of reads). Unlike the other counts, it depends on I/O timing.
     pub rounds: u32,
     /// Distances estimated from in-RAM codes.
     pub code_distances: u32,

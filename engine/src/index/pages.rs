@@ -191,6 +191,18 @@ impl PageReads<'_> {
         }
     }
 
+    /// Starts the submitted reads now rather than at the next wait (a no-op
+    /// for the page cache, whose reads happen at the wait).
+    pub(crate) fn flush(&mut self) -> Result<()> {
+        match &mut self.kind {
+            Session::Mmap { .. } => Ok(()),
+            Session::Direct { path, reader, .. } => reader
+                .as_mut()
+                .map_or(Ok(()), UringReader::flush)
+                .map_err(|e| FormatError::io(*path, e).into()),
+        }
+    }
+
     /// Waits until at least one submitted read is complete and calls
     /// `on_page(tag, page)` for each completed one; returns at once if none
     /// is in flight.

@@ -96,6 +96,18 @@ impl UringReader {
         Ok(())
     }
 
+    /// Hands the queued reads to the kernel without waiting, so the device
+    /// works on them while the caller computes.
+    pub fn flush(&mut self) -> io::Result<()> {
+        loop {
+            match self.ring.submit() {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Submits the queued reads, waits until at least one read is complete
     /// and calls `on_page(tag, page)` for every completed read, in
     /// completion order. Returns at once if nothing is in flight. On an

@@ -31,8 +31,9 @@ of the best nodes by code distance must have exact distances before a query \
 returns; the unread ones are read in one final batch). The other knobs take \
 --ef, --beam, --upper, --stop and --rerank.
 
-Reads are pipelined: each time a page arrives, its nodes are expanded and the \
-best unread candidates are requested, so --beam groups stay in flight. \
+Reads are pipelined: pages are taken in request order, and each time one is \
+in hand its nodes are expanded and the best unread candidates are requested, \
+so --beam groups stay in flight while the search computes. \
 --rounds reads in rounds instead, as DiskANN does: the next batch only once \
 the whole previous batch is in.
 
