@@ -223,6 +223,38 @@ fn the_walk_does_not_depend_on_io_timing() {
     }
 }
 
+/// A beam wider than the segment's ring holds is capped to what fits, not
+/// refused: it walks exactly as the widest beam that fits.
+#[test]
+fn a_beam_wider_than_the_ring_is_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, queries, _) = l2_fixture(dir.path(), 2000, 16);
+    let segment = Segment::open(
+        &path,
+        &SegmentOptions {
+            io: IoMode::Direct,
+            queue_depth: 4,
+            ..SegmentOptions::default()
+        },
+    )
+    .unwrap();
+    let fits = SearchParams {
+        ef: 32,
+        beam_width: 4,
+        ..SearchParams::default()
+    };
+    let wide = SearchParams {
+        beam_width: 64,
+        ..fits
+    };
+    for query in &queries {
+        let (a, sa) = segment.search(query, 10, &wide).unwrap();
+        let (b, sb) = segment.search(query, 10, &fits).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(sa.pages_read, sb.pages_read);
+    }
+}
+
 /// The early stop measures "farther" from the `ef / 4`-th best exact
 /// distance (the `k`-th for small `ef`), so a larger `ef` still buys
 /// recall instead of stopping where the `k`-th best says.
