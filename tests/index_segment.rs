@@ -150,15 +150,7 @@ fn exact_when_ef_covers_the_whole_dataset() {
         (IoMode::Direct, true),
         (IoMode::Direct, false),
     ] {
-        let segment = Segment::open(
-            &path,
-            &SegmentOptions {
-                io,
-                queue_depth: 8,
-                ..SegmentOptions::default()
-            },
-        )
-        .unwrap();
+        let segment = open_with(&path, io, 8);
         let params = SearchParams {
             ef: 600,
             beam_width: 8,
@@ -193,17 +185,11 @@ fn exact_when_ef_covers_the_whole_dataset() {
 fn the_walk_does_not_depend_on_io_timing() {
     let dir = tempfile::tempdir().unwrap();
     let (path, queries, _) = l2_fixture(dir.path(), 3000, 24);
-    let open = |io| {
-        Segment::open(
-            &path,
-            &SegmentOptions {
-                io,
-                ..SegmentOptions::default()
-            },
-        )
-        .unwrap()
-    };
-    let (direct, mmap) = (open(IoMode::Direct), open(IoMode::Mmap));
+    let depth = SegmentOptions::default().queue_depth;
+    let (direct, mmap) = (
+        open_with(&path, IoMode::Direct, depth),
+        open_with(&path, IoMode::Mmap, depth),
+    );
     for beam_width in [2, 4, 8] {
         let params = SearchParams {
             ef: 24,
@@ -229,15 +215,7 @@ fn the_walk_does_not_depend_on_io_timing() {
 fn a_beam_wider_than_the_ring_is_capped() {
     let dir = tempfile::tempdir().unwrap();
     let (path, queries, _) = l2_fixture(dir.path(), 2000, 16);
-    let segment = Segment::open(
-        &path,
-        &SegmentOptions {
-            io: IoMode::Direct,
-            queue_depth: 4,
-            ..SegmentOptions::default()
-        },
-    )
-    .unwrap();
+    let segment = open_with(&path, IoMode::Direct, 4);
     let fits = SearchParams {
         ef: 32,
         beam_width: 4,
@@ -497,10 +475,17 @@ fn corrupt_node_page_is_detected_at_read() {
 /// Opens `path` read through the page cache, so that a test runs the same
 /// wherever io_uring or O_DIRECT is missing.
 fn open_mmap(path: &std::path::Path) -> Segment {
+    open_with(path, IoMode::Mmap, SegmentOptions::default().queue_depth)
+}
+
+/// Opens `path` with the I/O path and the ring depth (reads in flight) a
+/// test needs.
+fn open_with(path: &std::path::Path, io: IoMode, queue_depth: usize) -> Segment {
     Segment::open(
         path,
         &SegmentOptions {
-            io: IoMode::Mmap,
+            io,
+            queue_depth,
             ..SegmentOptions::default()
         },
     )
