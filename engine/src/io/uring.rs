@@ -99,8 +99,14 @@ impl UringReader {
     /// Hands the queued reads to the kernel without waiting, so the device
     /// works on them while the caller computes.
     pub fn flush(&mut self) -> io::Result<()> {
+        self.enter(0)
+    }
+
+    /// Submits the queued reads and waits for `want` completions, retrying
+    /// when a signal interrupts the call.
+    fn enter(&mut self, want: usize) -> io::Result<()> {
         loop {
-            match self.ring.submit() {
+            match self.ring.submit_and_wait(want) {
                 Ok(_) => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
@@ -117,13 +123,7 @@ impl UringReader {
         if self.in_flight() == 0 {
             return Ok(());
         }
-        loop {
-            match self.ring.submit_and_wait(1) {
-                Ok(_) => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
+        self.enter(1)?;
         let mut first_error: Option<E> = None;
         // Collected first: the completion queue borrows the ring.
         let mut done = [(0usize, 0i32); 64];
