@@ -527,3 +527,45 @@ fn measure_builders() {
         }
     }
 }
+
+proptest::proptest! {
+    /// Relabelling in place, which moves rows along the permutation's
+    /// cycles, gives every renamed node the renamed list it had, for any
+    /// graph and any permutation (fixed points, long cycles, the identity).
+    #[test]
+    fn relabel_in_place_renames_every_list(
+        lists in proptest::collection::vec(proptest::collection::vec(0u32..60, 0..6), 1..60),
+        keys in proptest::collection::vec(proptest::num::u32::ANY, 60),
+        entry in 0usize..60,
+    ) {
+        let n = lists.len();
+        let mut graph = Graph::new(n, 5).unwrap();
+        for (u, list) in lists.iter().enumerate() {
+            let mut clean: Vec<u32> = Vec::new();
+            for &v in list {
+                let v = v % n as u32;
+                if v as usize != u && !clean.contains(&v) && clean.len() < 5 {
+                    clean.push(v);
+                }
+            }
+            graph.set_neighbours(u as u32, &clean);
+        }
+        graph.set_entry((entry % n) as u32);
+        // A permutation of 0..n: nodes sorted by a random key.
+        let mut new_to_old: Vec<u32> = (0..n as u32).collect();
+        new_to_old.sort_by_key(|&i| (keys[i as usize], i));
+        let perm = Permutation::from_new_to_old(new_to_old).unwrap();
+        let mut moved = graph.clone();
+        moved.relabel_in_place(&perm);
+        proptest::prop_assert_eq!(moved.find_violation(), None);
+        proptest::prop_assert_eq!(moved.entry(), perm.old_to_new[graph.entry() as usize]);
+        for old in 0..n as u32 {
+            let want: Vec<u32> = graph
+                .neighbours(old)
+                .iter()
+                .map(|&v| perm.old_to_new[v as usize])
+                .collect();
+            proptest::prop_assert_eq!(moved.neighbours(perm.old_to_new[old as usize]), &want[..]);
+        }
+    }
+}

@@ -174,27 +174,55 @@ impl Graph {
     /// The same graph with node `old` renamed `perm.old_to_new[old]`; lists
     /// keep their order. Panics if `perm` has a different length.
     pub fn relabel(&self, perm: &Permutation) -> Graph {
-        assert_eq!(perm.len(), self.len(), "permutation of the wrong length");
-        let mut out = Graph {
-            max_degree: self.max_degree,
-            entry: perm
-                .old_to_new
-                .get(self.entry as usize)
-                .copied()
-                .unwrap_or(0),
-            degrees: vec![0; self.len()],
-            neighbours: vec![EMPTY_SLOT; self.neighbours.len()],
-        };
-        let mut list = Vec::with_capacity(self.max_degree);
-        for (new, &old) in perm.new_to_old.iter().enumerate() {
-            list.clear();
-            list.extend(
-                self.neighbours(old)
-                    .iter()
-                    .map(|&v| perm.old_to_new[v as usize]),
-            );
-            out.set_neighbours(new as u32, &list);
-        }
+        let mut out = self.clone();
+        out.relabel_in_place(perm);
         out
+    }
+
+    /// [`Graph::relabel`] without a second copy of the adjacency: the build
+    /// reorders a graph that may be most of its memory budget. Rows move
+    /// along the permutation's cycles; `n / 8` bytes mark the moved ones.
+    pub fn relabel_in_place(&mut self, perm: &Permutation) {
+        assert_eq!(perm.len(), self.len(), "permutation of the wrong length");
+        let r = self.max_degree;
+        for (row, &d) in self
+            .neighbours
+            .chunks_exact_mut(r.max(1))
+            .zip(&self.degrees)
+        {
+            for v in &mut row[..usize::from(d)] {
+                *v = perm.old_to_new[*v as usize];
+            }
+        }
+        self.entry = perm
+            .old_to_new
+            .get(self.entry as usize)
+            .copied()
+            .unwrap_or(0);
+        // Slot `new` receives old row `new_to_old[new]`: follow each cycle
+        // from its first slot, holding that slot's row aside.
+        let mut moved = vec![0u64; self.len().div_ceil(64)];
+        let mut held = vec![EMPTY_SLOT; r];
+        for start in 0..self.len() {
+            if moved[start / 64] & (1 << (start % 64)) != 0 {
+                continue;
+            }
+            held.copy_from_slice(&self.neighbours[start * r..(start + 1) * r]);
+            let held_degree = self.degrees[start];
+            let mut slot = start;
+            loop {
+                moved[slot / 64] |= 1 << (slot % 64);
+                let from = perm.new_to_old[slot] as usize;
+                if from == start {
+                    self.neighbours[slot * r..(slot + 1) * r].copy_from_slice(&held);
+                    self.degrees[slot] = held_degree;
+                    break;
+                }
+                self.neighbours
+                    .copy_within(from * r..(from + 1) * r, slot * r);
+                self.degrees[slot] = self.degrees[from];
+                slot = from;
+            }
+        }
     }
 }

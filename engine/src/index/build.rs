@@ -170,6 +170,19 @@ const FIXED_BUILD_BYTES: usize = 8 << 20;
 /// Fewest rows a quantizer should train on.
 const MIN_TRAINING_ROWS: usize = 1000;
 
+/// Bytes per vector the plan holds beside the adjacency from the graph
+/// phase to the end: the permutation (8) and the page packer's scratch (a
+/// score, a breadth-first queue that may grow to twice `n` ids, two flags:
+/// 14). The adjacency itself is relabelled in place.
+const REORDER_BYTES_PER_NODE: usize = 22;
+
+/// Bytes an upper-layer node costs while the upper layers are built: its
+/// full row (added by the caller), a slot in the row index, and a Vamana
+/// adjacency of `ceil(1.3 M)` slots.
+fn upper_node_bytes(upper_degree: usize) -> usize {
+    48 + 4 * (upper_degree * 13).div_ceil(10)
+}
+
 fn budget_error(budget: usize, n: usize, needed: usize) -> EngineError {
     EngineError::InvalidArgument(format!(
         "a memory budget of {} MiB is too small: the index of {n} vectors alone needs {} MiB \
@@ -309,7 +322,7 @@ pub fn build_segment<T: Widen + DatasetElement>(
     // 2. The quantizer, trained on an evenly spaced sample small enough to
     // fit beside the index the build will hold (training roughly doubles it).
     timer.start(BuildPhase::TrainCodes);
-    let graph_bytes = n.saturating_mul(4 * r + 2 + 12);
+    let graph_bytes = n.saturating_mul(4 * r + 2 + REORDER_BYTES_PER_NODE);
     let spare = options
         .memory_budget
         .saturating_sub(graph_bytes)
@@ -340,6 +353,21 @@ pub fn build_segment<T: Widen + DatasetElement>(
         .memory_budget
         .checked_sub(resident)
         .ok_or_else(|| budget_error(options.memory_budget, n, resident))?;
+    // The upper layers are built after the shards have been freed and
+    // before the codes exist, in the room both leave.
+    let upper_seed = options.seed ^ 0x0550_0E4E;
+    let tall = (0..n as u32)
+        .filter(|&id| level_of(id, options.upper_degree, upper_seed) >= 1)
+        .count();
+    let upper_bytes =
+        tall.saturating_mul(dim * size_of::<T>() + upper_node_bytes(options.upper_degree));
+    if upper_bytes > graph_budget + n.saturating_mul(code_len) {
+        return Err(budget_error(
+            options.memory_budget,
+            n,
+            graph_bytes + FIXED_BUILD_BYTES + upper_bytes,
+        ));
+    }
     let build = BuildParams {
         alpha: options.alpha,
         seed: options.seed,
@@ -383,7 +411,7 @@ pub fn build_segment<T: Widen + DatasetElement>(
     // 4. Upper layers over the nodes whose HNSW level is at least 1.
     timer.start(BuildPhase::UpperLayers);
     let upper_params = UpperParams {
-        seed: options.seed ^ 0x0550_0E4E,
+        seed: upper_seed,
         ..UpperParams::new(options.upper_degree)
     };
     let tall = SparseRows::read(input, |id| {
@@ -398,7 +426,7 @@ pub fn build_segment<T: Widen + DatasetElement>(
     let layout = NodeLayout::new(element_type, dim, r);
     let nodes_per_page = (PAGE_PAYLOAD / layout.record_len()).max(1);
     let perm = block_order(&graph, nodes_per_page);
-    let graph = graph.relabel(&perm);
+    graph.relabel_in_place(&perm);
     let upper = upper.relabel(&perm);
     let locality = same_page_fraction(&graph, nodes_per_page);
     progress(BuildPhase::Reorder, 1, 1);
