@@ -8,9 +8,8 @@ mod graph_common;
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use graph_common::{dataset, ground_truth, recall};
+use graph_common::{dataset, ground_truth, read_numbers, recall, run_child_test, status_kb};
 use omendb::Metric;
 use omendb::engine::graph::search::SearchParams;
 use omendb::engine::graph::{
@@ -60,12 +59,6 @@ impl VectorSource<f32> for FileSource {
         }
         Ok(())
     }
-}
-
-fn status_kb(field: &str) -> usize {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = s.lines().find(|l| l.starts_with(field)).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
 /// The child role: a no-op unless the parent set `CHILD_ENV`.
@@ -133,26 +126,10 @@ fn sharded_build_stays_within_budget_and_keeps_recall() {
     let bytes: Vec<u8> = base.iter().flat_map(|x| x.to_le_bytes()).collect();
     std::fs::write(dir.path().join("base.f32"), &bytes).unwrap();
     drop(bytes);
-    let exe = std::env::current_exe().unwrap();
     let t = std::time::Instant::now();
-    let status = Command::new(exe)
-        .args([
-            "--exact",
-            "child_sharded_build",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, dir.path())
-        .env("RAYON_NUM_THREADS", "2")
-        .status()
-        .unwrap();
-    assert!(status.success());
+    run_child_test("child_sharded_build", CHILD_ENV, dir.path());
     let sharded_secs = t.elapsed().as_secs_f64();
-    let report = std::fs::read_to_string(dir.path().join("report.txt")).unwrap();
-    let f: Vec<usize> = report
-        .split_whitespace()
-        .map(|x| x.parse().unwrap())
-        .collect();
+    let f = read_numbers(&dir.path().join("report.txt"));
     let (baseline, hwm, shards, entry, planned, pruned) =
         (f[0] * 1024, f[1] * 1024, f[2], f[3], f[4], f[5]);
     eprintln!(

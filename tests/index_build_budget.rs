@@ -6,9 +6,11 @@
 //! of the adjacency, which is most of the index at a tight budget: 1M × 128
 //! with `--memory-budget 340MiB` peaked at 574 MiB.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod graph_common;
 
+use std::path::{Path, PathBuf};
+
+use graph_common::{read_numbers, run_child_test, status_kb};
 use omendb::engine::index::{BuildOptions, Segment, SegmentOptions, build_segment};
 use omendb::engine::synth::{SynthConfig, write_dataset};
 use omendb::format::dataset::VectorFile;
@@ -34,12 +36,6 @@ fn options(dir: &Path) -> BuildOptions {
         temp_dir: Some(dir.to_path_buf()),
         ..BuildOptions::default()
     }
-}
-
-fn status_kb(field: &str) -> usize {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = s.lines().find(|l| l.starts_with(field)).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
 /// The child role: a no-op unless the parent set `CHILD_ENV`.
@@ -84,23 +80,8 @@ fn a_sharded_segment_build_stays_within_its_budget() {
     };
     let summary = write_dataset(&config, dir.path(), &|_| {}).unwrap();
     assert_eq!(summary.base_path, dir.path().join("base.fbin"));
-    let status = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_budgeted_build",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, dir.path())
-        .env("RAYON_NUM_THREADS", "2")
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let report = std::fs::read_to_string(dir.path().join("report.txt")).unwrap();
-    let f: Vec<usize> = report
-        .split_whitespace()
-        .map(|x| x.parse().unwrap())
-        .collect();
+    run_child_test("child_budgeted_build", CHILD_ENV, dir.path());
+    let f = read_numbers(&dir.path().join("report.txt"));
     let (baseline, hwm, shards) = (f[0] * 1024, f[1] * 1024, f[2]);
     eprintln!(
         "{shards} shards, peak RSS {:.1} MiB over a {:.1} MiB baseline (budget {:.1} MiB)",

@@ -72,3 +72,32 @@ pub fn recall(truth: &[Vec<u32>], found: &[Vec<u32>], k: usize) -> f64 {
     }
     hits as f64 / (truth.len() * k) as f64
 }
+
+/// A field of `/proc/self/status`, in KiB (`VmRSS:`, `VmHWM:`).
+pub fn status_kb(field: &str) -> usize {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = s.lines().find(|l| l.starts_with(field)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Runs the test `name` of this test binary alone in a child process,
+/// with `env` set to `dir` and two rayon threads, so that its peak RSS is
+/// its own; the child writes what it measured under `dir`.
+pub fn run_child_test(name: &str, env: &str, dir: &std::path::Path) {
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(env, dir)
+        .env("RAYON_NUM_THREADS", "2")
+        .status()
+        .unwrap();
+    assert!(status.success(), "child test {name} failed");
+}
+
+/// The whitespace-separated numbers of a report file a child wrote.
+pub fn read_numbers(path: &std::path::Path) -> Vec<usize> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect()
+}

@@ -176,11 +176,13 @@ const MIN_TRAINING_ROWS: usize = 1000;
 /// 14). The adjacency itself is relabelled in place.
 const REORDER_BYTES_PER_NODE: usize = 22;
 
-/// Bytes an upper-layer node costs while the upper layers are built: its
-/// full row (added by the caller), a slot in the row index, and a Vamana
-/// adjacency of `ceil(1.3 M)` slots.
+/// Bytes an upper-layer node costs while the upper layers are built,
+/// besides its full row (added by the caller): its slots in the row index
+/// and the level lists (about 64), the Vamana adjacency of `ceil(1.3 M)`
+/// slots, and the compacted graph and CSR lists of `M` ids each that exist
+/// beside it for a moment.
 fn upper_node_bytes(upper_degree: usize) -> usize {
-    48 + 4 * (upper_degree * 13).div_ceil(10)
+    64 + 4 * (upper_degree * 13).div_ceil(10) + 8 * upper_degree
 }
 
 fn budget_error(budget: usize, n: usize, needed: usize) -> EngineError {
