@@ -155,37 +155,49 @@ fn saturation_fills_lists_and_keeps_recall() {
         nodes_per_page: 0,
     };
     let plain = BuildParams::vamana(24, 48);
-    let full = BuildParams {
+    // Re-prunes fill to the default share of R, or all the way.
+    let partial = BuildParams {
         saturate: true,
         ..plain
     };
+    let full = BuildParams {
+        reprune_fill: 1.0,
+        ..partial
+    };
     let mut results = Vec::new();
-    for params in [plain, full] {
+    for params in [plain, partial, full] {
         let graph = build_graph(&base, Metric::L2, &params, &|_, _| {}).unwrap();
         assert_well_formed(&graph, n, params.max_degree, Metric::L2);
         let (found, expanded) = search_all(&graph, &base, &queries, Metric::L2, &search);
         let r = recall(&truth, &found, 10);
         eprintln!(
-            "saturate {}: mean degree {:.1}, recall@10 {r:.4}, {expanded:.1} expanded",
+            "saturate {}, re-prune fill {}: mean degree {:.1}, recall@10 {r:.4}, {expanded:.1} expanded",
             params.saturate,
+            params.reprune_fill,
             graph.mean_degree()
         );
         results.push((graph.mean_degree(), r));
     }
-    let ((plain_degree, plain_recall), (full_degree, full_recall)) = (results[0], results[1]);
+    let (plain_degree, plain_recall) = results[0];
+    let (partial_degree, partial_recall) = results[1];
+    let (full_degree, full_recall) = results[2];
     // The search lists hold 48 candidates: almost every list fills to R.
     assert!(
         full_degree > 0.95 * 24.0,
         "saturated mean degree {full_degree}"
     );
+    // Re-pruned lists hold at least 18 edges, and reverse edges refill them.
     assert!(
-        full_degree > plain_degree + 1.0,
-        "{plain_degree} vs {full_degree}"
+        partial_degree > 0.8 * 24.0 && partial_degree < full_degree,
+        "{partial_degree} vs {full_degree}"
     );
     assert!(
-        full_recall >= plain_recall - 0.01,
-        "{plain_recall} vs {full_recall}"
+        partial_degree > plain_degree + 1.0,
+        "{plain_degree} vs {partial_degree}"
     );
+    for r in [partial_recall, full_recall] {
+        assert!(r >= plain_recall - 0.01, "{plain_recall} vs {r}");
+    }
 }
 
 #[test]

@@ -20,6 +20,9 @@
 //! 128-d vectors they raised recall@10 at a fixed number of page reads
 //! from 0.914 to 0.944 (mean degree 31 to 64), for about 2.5 times the
 //! build time, since full lists overflow and are re-pruned more often.
+//! A list re-pruned because reverse edges overflowed it is cut to
+//! [`BuildParams::reprune_fill`] of `R`, which leaves room for more reverse
+//! edges before the next overflow; see that field.
 //!
 //! Concurrency: insertions run in parallel on the current rayon pool. The
 //! adjacency under construction is a flat array of atomics with striped
@@ -71,6 +74,22 @@ pub struct BuildParams {
     /// Fill lists shorter than `R` in the final pass with the nearest
     /// occluded candidates (DiskANN's `saturate_graph`); see `prune`.
     pub saturate: bool,
+    /// With `saturate`: the share of `R` that a list overflowing with
+    /// reverse edges during the insertions is re-pruned to (1.0: to `R`,
+    /// as DiskANN does). Saturation fills a list to `R`, so it overflows
+    /// again after `capacity - R` more reverse edges (20 at `R = 64`), and
+    /// pruning took most of the build's distances (about 5,000 of 7,300 per
+    /// insertion at 200K, with 1.8 re-prunes per insertion). Re-pruned to
+    /// 0.75 (48 edges at `R = 64`: the nearest diverse edges, then
+    /// saturation), a list takes 36 more first. A node's own list after its
+    /// search, and lists longer than `R` at the end, are still pruned and
+    /// saturated to `R`; lists in between keep every edge they hold (mean
+    /// degree 61 instead of 64). At 1M × 128 this cut the graph phase from
+    /// 230 s to 179 s with recall per read unchanged (0.9527 at 32.1 reads
+    /// against 0.9518 at 31.9). Re-pruning to 0.625 lost 0.01 of recall at
+    /// the same reads, and pruning a node's own list to 0.75 as well lost
+    /// 0.004 (benches/RESULTS.md, session 10).
+    pub reprune_fill: f32,
     /// Vamana only: skip the `alpha = 1` pass of the Vamana paper and
     /// insert once, with `alpha`, as DiskANN's current builder does
     /// (`BuildOptions::one_pass` says what that was measured to cost).
@@ -89,6 +108,7 @@ impl BuildParams {
             alpha: 1.2,
             slack: 1.3,
             saturate: false,
+            reprune_fill: 0.75,
             one_pass: false,
             seed: 0x0E4E_DB00,
         }
@@ -112,6 +132,17 @@ impl BuildParams {
             Builder::Vamana => vec![1.0, 1.0],
             Builder::HnswHeuristic => vec![1.0],
         }
+    }
+
+    /// The degree that a list overflowing with reverse edges is re-pruned
+    /// to during the insertions: the `reprune_fill` share of `R` when lists
+    /// are saturated, else `R`.
+    fn reprune_degree(&self, saturate: bool) -> usize {
+        if !saturate {
+            return self.max_degree;
+        }
+        let share = f64::from(self.reprune_fill.clamp(0.0, 1.0));
+        ((self.max_degree as f64 * share).ceil() as usize).max(1)
     }
 
     /// List capacity during the build.
@@ -389,11 +420,13 @@ impl<T: Element, V: VectorSet<T> + ?Sized> Inserter<'_, T, V> {
             return;
         }
         s.buf.push(p);
-        self.prune_node(j, alpha, saturate, s);
+        let degree = self.params.reprune_degree(saturate);
+        self.prune_node(j, alpha, degree, saturate, s);
     }
 
-    /// Re-prunes `j` over the ids in `s.buf`; the caller holds `j`'s lock.
-    fn prune_node(&self, j: u32, alpha: f32, saturate: bool, s: &mut BuildScratch) {
+    /// Re-prunes `j` over the ids in `s.buf` to at most `degree` edges;
+    /// the caller holds `j`'s lock.
+    fn prune_node(&self, j: u32, alpha: f32, degree: usize, saturate: bool, s: &mut BuildScratch) {
         s.pool.clear();
         s.pool
             .extend(s.buf.iter().filter(|&&v| v != j).map(|&v| Neighbour {
@@ -406,7 +439,7 @@ impl<T: Element, V: VectorSet<T> + ?Sized> Inserter<'_, T, V> {
             self.metric,
             &s.pool,
             alpha,
-            self.params.max_degree,
+            degree,
             saturate,
             &mut |a, b| self.dist(a, b),
             &mut s.factors,
@@ -509,7 +542,7 @@ pub fn build_graph<T: Element, V: VectorSet<T> + ?Sized>(
         for &j in chunk {
             let _guard = ins.graph.lock(j);
             ins.graph.neighbours_into(j, &mut s.buf);
-            ins.prune_node(j, final_alpha, params.saturate, &mut s);
+            ins.prune_node(j, final_alpha, r, params.saturate, &mut s);
         }
         give(s);
     });
