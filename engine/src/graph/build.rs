@@ -85,10 +85,10 @@ pub struct BuildParams {
     /// search, and lists longer than `R` at the end, are still pruned and
     /// saturated to `R`; lists in between keep every edge they hold (mean
     /// degree 61 instead of 64). At 1M × 128 this cut the graph phase from
-    /// 230 s to 179 s with recall per read unchanged (0.9527 at 32.1 reads
-    /// against 0.9518 at 31.9). Re-pruning to 0.625 lost 0.01 of recall at
-    /// the same reads, and pruning a node's own list to 0.75 as well lost
-    /// 0.004 (benches/RESULTS.md, session 10).
+    /// 230 s to 175 s with recall per read unchanged (0.9513 at 31.9 reads
+    /// against 0.9518 and 0.9544 for two builds with 1.0). Re-pruning to
+    /// 0.625 lost 0.01 of recall at the same reads, and pruning a node's
+    /// own list to 0.75 as well lost 0.004 (benches/RESULTS.md, session 10).
     pub reprune_fill: f32,
     /// Vamana only: skip the `alpha = 1` pass of the Vamana paper and
     /// insert once, with `alpha`, as DiskANN's current builder does
