@@ -9,13 +9,14 @@ use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use graph_common::{dataset, ground_truth, read_numbers, recall, run_child_test, status_kb};
+use graph_common::{dataset, ground_truth, read_numbers, recall, run_child_test};
 use omendb::Metric;
 use omendb::engine::graph::search::SearchParams;
 use omendb::engine::graph::{
     BuildParams, Graph, InMemory, SearchScratch, ShardedParams, VectorSource, beam_search,
     build_graph, build_sharded,
 };
+use omendb::engine::memory::{peak_resident_bytes, resident_bytes};
 use omendb::engine::vectors::{FlatVectors, VectorSet};
 
 const CHILD_ENV: &str = "OMEN_GRAPH_SHARDED_CHILD";
@@ -68,7 +69,7 @@ fn child_sharded_build() {
         return;
     };
     let dir = PathBuf::from(dir);
-    let baseline_kb = status_kb("VmRSS:");
+    let baseline = resident_bytes().unwrap();
     let source = FileSource {
         file: std::fs::File::open(dir.join("base.f32")).unwrap(),
         n: N,
@@ -88,11 +89,11 @@ fn child_sharded_build() {
     })
     .unwrap();
     out.flush().unwrap();
-    let hwm_kb = status_kb("VmHWM:");
+    let hwm = peak_resident_bytes().unwrap();
     std::fs::write(
         dir.join("report.txt"),
         format!(
-            "{baseline_kb} {hwm_kb} {} {} {} {}",
+            "{baseline} {hwm} {} {} {} {}",
             summary.shards, summary.entry, summary.planned_peak_bytes, summary.merged_pruned
         ),
     )
@@ -130,8 +131,7 @@ fn sharded_build_stays_within_budget_and_keeps_recall() {
     run_child_test("child_sharded_build", CHILD_ENV, dir.path());
     let sharded_secs = t.elapsed().as_secs_f64();
     let f = read_numbers(&dir.path().join("report.txt"));
-    let (baseline, hwm, shards, entry, planned, pruned) =
-        (f[0] * 1024, f[1] * 1024, f[2], f[3], f[4], f[5]);
+    let (baseline, hwm, shards, entry, planned, pruned) = (f[0], f[1], f[2], f[3], f[4], f[5]);
     eprintln!(
         "sharded: {shards} shards, peak RSS {:.1} MiB over a {:.1} MiB baseline (budget {:.1} MiB, planned {:.1} MiB), {pruned} unions re-pruned, {sharded_secs:.1} s",
         hwm as f64 / 1048576.0,

@@ -10,8 +10,9 @@ mod graph_common;
 
 use std::path::{Path, PathBuf};
 
-use graph_common::{read_numbers, run_child_test, status_kb};
+use graph_common::{read_numbers, run_child_test};
 use omendb::engine::index::{BuildOptions, Segment, SegmentOptions, build_segment};
+use omendb::engine::memory::{peak_resident_bytes, resident_bytes};
 use omendb::engine::synth::{SynthConfig, write_dataset};
 use omendb::format::dataset::VectorFile;
 use omendb::{ElementType, Metric};
@@ -45,7 +46,7 @@ fn child_budgeted_build() {
         return;
     };
     let dir = PathBuf::from(dir);
-    let baseline_kb = status_kb("VmRSS:");
+    let baseline = resident_bytes().unwrap();
     // The file is mapped but only read through `pread` (`RowReader`), so
     // its pages do not count in this process's RSS.
     let base = VectorFile::<f32>::open(dir.join("base.fbin")).unwrap();
@@ -57,10 +58,10 @@ fn child_budgeted_build() {
         &|_, _, _| {},
     )
     .unwrap();
-    let hwm_kb = status_kb("VmHWM:");
+    let hwm = peak_resident_bytes().unwrap();
     std::fs::write(
         dir.join("report.txt"),
-        format!("{baseline_kb} {hwm_kb} {}", report.shards),
+        format!("{baseline} {hwm} {}", report.shards),
     )
     .unwrap();
 }
@@ -82,7 +83,7 @@ fn a_sharded_segment_build_stays_within_its_budget() {
     assert_eq!(summary.base_path, dir.path().join("base.fbin"));
     run_child_test("child_budgeted_build", CHILD_ENV, dir.path());
     let f = read_numbers(&dir.path().join("report.txt"));
-    let (baseline, hwm, shards) = (f[0] * 1024, f[1] * 1024, f[2]);
+    let (baseline, hwm, shards) = (f[0], f[1], f[2]);
     eprintln!(
         "{shards} shards, peak RSS {:.1} MiB over a {:.1} MiB baseline (budget {:.1} MiB)",
         hwm as f64 / 1048576.0,

@@ -73,13 +73,6 @@ pub fn recall(truth: &[Vec<u32>], found: &[Vec<u32>], k: usize) -> f64 {
     hits as f64 / (truth.len() * k) as f64
 }
 
-/// A field of `/proc/self/status`, in KiB (`VmRSS:`, `VmHWM:`).
-pub fn status_kb(field: &str) -> usize {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = s.lines().find(|l| l.starts_with(field)).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 /// Runs the test `name` of this test binary alone in a child process,
 /// with `env` set to `dir` and two rayon threads, so that its peak RSS is
 /// its own; the child writes what it measured under `dir`.
