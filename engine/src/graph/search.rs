@@ -114,9 +114,9 @@ impl Visited for SearchScratch {
         }
     }
 
-    /// Without a branch on the visited bit: about half of a node's
-    /// neighbours are already visited, in no pattern a predictor learns, so
-    /// a branch on the bit is often mispredicted. Against `retain` with
+    /// Without a branch on the visited bit: which of a node's neighbours
+    /// were already visited follows no pattern a predictor learns, so a
+    /// branch on the bit is often mispredicted. Against `retain` with
     /// that branch, a 10M × 128 graph phase inserted 1.06 to 1.10 times as
     /// many vectors per second (benches/RESULTS.md, session 11).
     fn retain_first_visits(&mut self, ids: &mut Vec<u32>) {
