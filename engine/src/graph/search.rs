@@ -100,18 +100,27 @@ impl SearchScratch {
     }
 }
 
+impl SearchScratch {
+    /// Sets the bit of `id` without branching on it; true if it was clear.
+    /// The caller records `id` in `marked` when it was.
+    #[inline]
+    fn set_seen(&mut self, id: u32) -> bool {
+        let word = &mut self.seen[id as usize / 64];
+        let bit = 1u64 << (id % 64);
+        let new = *word & bit == 0;
+        *word |= bit;
+        new
+    }
+}
+
 impl Visited for SearchScratch {
     #[inline]
     fn first_visit(&mut self, id: u32) -> bool {
-        let word = &mut self.seen[id as usize / 64];
-        let bit = 1u64 << (id % 64);
-        if *word & bit != 0 {
-            false
-        } else {
-            *word |= bit;
+        let new = self.set_seen(id);
+        if new {
             self.marked.push(id);
-            true
         }
+        new
     }
 
     /// Without a branch on the visited bit: which of a node's neighbours
@@ -123,10 +132,7 @@ impl Visited for SearchScratch {
         let mut kept = 0;
         for i in 0..ids.len() {
             let id = ids[i];
-            let word = &mut self.seen[id as usize / 64];
-            let bit = 1u64 << (id % 64);
-            let new = *word & bit == 0;
-            *word |= bit;
+            let new = self.set_seen(id);
             // Always written; the slot is kept only if `id` is new.
             ids[kept] = id;
             kept += usize::from(new);
