@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Peer comparison: OmenDB against hnswlib, faiss HNSW, usearch and DiskANN.
+"""Peer comparison: OmenDB against hnswlib, faiss HNSW, usearch, DiskANN and LanceDB.
 
 Usage (normally through run.sh, which makes the virtualenv first):
 
-    compare.py run --data DIR [--systems omendb,hnswlib,faiss-hnsw,usearch,diskann] [--metric l2|cos]
+    compare.py run --data DIR [--systems omendb,hnswlib,faiss-hnsw,usearch,diskann,lancedb] [--metric l2|cos]
                    [--work /tmp/omen-compare/NAME] [--out benches/compare/results/NAME]
 
 DIR is a dataset made by `omen data synth` + `omen data gt`: base.fbin,
@@ -24,7 +24,12 @@ For every system this script
 Before each search child it tries `sync; echo 3 > /proc/sys/vm/drop_caches`
 and records whether that worked. OmenDB and DiskANN read the index with
 O_DIRECT, so the page cache does not serve their reads either way; hnswlib,
-faiss and usearch load their whole index into RAM before searching.
+faiss and usearch load their whole index into RAM before searching. LanceDB
+reads through the page cache, so its search child evicts the table's files
+from it (posix_fadvise DONTNEED) before every timed batch: what LanceDB
+caches in its own memory (its IVF partitions of PQ codes, like DiskANN's PQ
+table) stays, and the full vectors that its refine step reads come from the
+disk, as OmenDB's and DiskANN's do.
 
 Outputs under --out: results.json (every measured point and the machine),
 table.md (the side-by-side table) and recall_qps.png.
@@ -52,12 +57,13 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 K = 10
 TARGETS = (0.90, 0.95, 0.99)
-ALL_SYSTEMS = ("omendb", "hnswlib", "faiss-hnsw", "usearch", "diskann")
+ALL_SYSTEMS = ("omendb", "hnswlib", "faiss-hnsw", "usearch", "diskann", "lancedb")
 
 # Build settings, chosen to be comparable rather than to favour anyone:
 # graph degree 64 at the base layer everywhere (Vamana R = 64; HNSW M = 32,
 # whose level 0 holds 2M = 64 links), build candidate list 100, alpha 1.2
-# for both Vamana builds (OmenDB's and DiskANN's defaults).
+# for both Vamana builds (OmenDB's and DiskANN's defaults). `--R` changes
+# the degree of both Vamana builds together.
 R, L_BUILD = 64, 100
 HNSW_M = R // 2
 
@@ -69,7 +75,13 @@ SWEEPS = {
     "faiss-hnsw": _COMMON + [1024],
     "usearch": _COMMON + [1024],
     "diskann": _COMMON,
+    # IVF partitions probed, of about sqrt(n) (1,000 at 1M).
+    "lancedb": [1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256],
 }
+# LanceDB's IVF_PQ reranks refine_factor * k candidates with the full
+# vectors; 10 sits between the 5 and 20 tried at 200K x 128 (recall 0.929 and
+# 0.940 at 16 probes, 0.982 and 0.9945 at 64).
+LANCE_REFINE = 10
 # Per-setting repetition of the query batch in the Python peers' search
 # children (see worker_search). OmenDB's slowest-to-fastest batches at these
 # sizes already last longer than MIN_SECONDS, so one batch per pass there.
@@ -87,6 +99,7 @@ METRIC_NAMES = {
     "faiss-hnsw": {"l2": "l2", "cos": "ip"},
     "usearch": {"l2": "l2sq", "cos": "cos"},
     "diskann": {"l2": "l2", "cos": "l2"},
+    "lancedb": {"l2": "l2", "cos": "cosine"},
 }
 UNIT_FOR_COS = ("faiss-hnsw", "diskann")
 
@@ -96,6 +109,7 @@ KNOB = {
     "faiss-hnsw": "efSearch",
     "usearch": "expansion_search",
     "diskann": "L",
+    "lancedb": "nprobes",
 }
 
 
@@ -151,6 +165,25 @@ def dir_bytes(path: Path) -> int:
 # Workers (run in child processes)
 
 
+def lance_sub_vectors(dim: int, pq_bytes: int) -> int:
+    """LanceDB's PQ needs num_sub_vectors to divide the dimension: the
+    largest divisor of dim that is at most pq_bytes (32 at 128-d for 44 B,
+    96 at 384-d for 109 B), so its codes take no more RAM than DiskANN's."""
+    return max(m for m in range(1, min(dim, max(pq_bytes, 1)) + 1) if dim % m == 0)
+
+
+def evict_from_page_cache(path: Path) -> None:
+    """Drops the clean cached pages of every file under path, so that the
+    next reads of a page-cache reader (LanceDB) go to the disk."""
+    for p in [path] if path.is_file() else path.rglob("*"):
+        if p.is_file():
+            fd = os.open(p, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+
+
 def diskann_search_budget_gb(n: int, pq_bytes: int) -> float:
     # DiskANN sizes its in-RAM PQ code as floor(search_memory_maximum /
     # points) bytes (when the budget is under its 1.25 GB caching
@@ -184,7 +217,7 @@ def worker_build(a) -> dict:
             distance_metric=metric,
             index_directory=str(index),
             complexity=L_BUILD,
-            graph_degree=R,
+            graph_degree=a.R,
             search_memory_maximum=budget,
             build_memory_maximum=a.build_memory_gb,
             num_threads=a.threads,
@@ -194,6 +227,23 @@ def worker_build(a) -> dict:
         if base.parent == index:
             base.unlink()
         info = {"search_memory_maximum_gb": budget, "build_memory_maximum_gb": a.build_memory_gb}
+    elif a.system == "lancedb":
+        import lancedb
+        import pyarrow as pa
+        from lancedb.index import IvfPq
+
+        x = read_vectors(data / "base.fbin")
+        n, d = x.shape
+        db = lancedb.connect(str(index))
+        rows = pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1), type=pa.float32()), d)
+        del x
+        tbl = db.create_table("vectors", pa.table({"id": pa.array(range(n), type=pa.int64()), "vector": rows}))
+        # LanceDB's own default partition count (sqrt(n)); its default PQ
+        # (d / 16 bytes) would give it less RAM than the others, so its
+        # codes get --pq-bytes as DiskANN's do.
+        partitions, sub = max(1, round(math.sqrt(n))), lance_sub_vectors(d, a.pq_bytes)
+        tbl.create_index("vector", config=IvfPq(distance_type=metric, num_partitions=partitions, num_sub_vectors=sub))
+        info = {"lance_partitions": partitions, "lance_sub_vectors": sub, "lance_refine_factor": LANCE_REFINE}
     else:
         x = read_vectors(data / "base.fbin")
         n, d = x.shape
@@ -229,6 +279,12 @@ def worker_build(a) -> dict:
 
 def worker_search(a) -> dict:
     import numpy as np
+
+    if a.system == "lancedb":
+        # One thread for LanceDB's compute pool, as every system here gets
+        # one search thread (its I/O pool keeps its default size: it only
+        # waits on reads). Set before lancedb starts its runtime.
+        os.environ["LANCE_CPU_THREADS"] = "1"
 
     data = Path(a.data)
     q = read_vectors(data / "query.fbin")
@@ -288,9 +344,30 @@ def worker_search(a) -> dict:
         def search(v):
             return idx.batch_search(q, K, complexity=v, num_threads=1, beam_width=a.beam).identifiers
 
+    elif a.system == "lancedb":
+        import lancedb
+
+        tbl = lancedb.connect(a.index).open_table("vectors")
+
+        def search(v):
+            # One query at a time, as the other systems run them.
+            evict_from_page_cache(Path(a.index))
+            return [
+                tbl.search(row)
+                .distance_type(metric)
+                .nprobes(v)
+                .refine_factor(LANCE_REFINE)
+                .limit(K)
+                .select(["id", "_distance"])
+                .to_arrow()["id"]
+                .to_numpy()
+                for row in q
+            ]
+
     else:
         raise SystemExit(f"unknown system {a.system}")
     load_s = time.perf_counter() - t0
+    cpu0 = os.times()
     points = []
     for v in sweep:
         # Repeat the whole query batch until MIN_SECONDS have passed (at most
@@ -304,7 +381,11 @@ def worker_search(a) -> dict:
             wall = time.perf_counter() - t
             best, spent, reps = min(best, wall), spent + wall, reps + 1
         points.append({"param": v, "recall": recall_at_k(ids, gt), "qps": nq / best, "repeats": reps})
-    return {"load_s": load_s, "points": points}
+    cpu1 = os.times()
+    # Process CPU seconds per wall second over the sweep: 1.0 or less for a
+    # single-threaded search; more means helper threads did work too.
+    busy = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+    return {"load_s": load_s, "points": points, "cpu_per_wall": busy / max(cpu1.elapsed - cpu0.elapsed, 1e-9)}
 
 
 def worker_baseline(a) -> dict:
@@ -313,7 +394,7 @@ def worker_baseline(a) -> dict:
     data = Path(a.data)
     read_vectors(data / "query.fbin")
     read_gt(data / "gt.ibin")
-    mod = {"hnswlib": "hnswlib", "faiss-hnsw": "faiss", "usearch": "usearch.index", "diskann": "diskannpy"}
+    mod = {"hnswlib": "hnswlib", "faiss-hnsw": "faiss", "usearch": "usearch.index", "diskann": "diskannpy", "lancedb": "lancedb"}
     __import__(mod[a.system])
     return {}
 
@@ -382,7 +463,7 @@ def versions() -> dict:
     out = {}
     from importlib.metadata import PackageNotFoundError, version
 
-    for pkg in ("numpy", "hnswlib", "faiss-cpu", "usearch", "diskannpy", "matplotlib"):
+    for pkg in ("numpy", "hnswlib", "faiss-cpu", "usearch", "diskannpy", "lancedb", "pyarrow", "matplotlib"):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
@@ -413,7 +494,7 @@ def build_system(sys_name: str, a, work: Path, log: Path) -> dict:
             "--input", str(data / "base.fbin"),
             "--metric", a.metric,
             "--out", str(index),
-            "--R", str(R),
+            "--R", str(a.R),
             "--L", str(L_BUILD),
             "--memory-budget", f"{a.build_memory_gb}GiB",
             "--threads", str(a.build_threads),
@@ -430,7 +511,7 @@ def build_system(sys_name: str, a, work: Path, log: Path) -> dict:
             "ram_bytes_per_vector": float(ram.group(1)) if ram else None,
             "build_report": out.strip(),
         }
-    index = work / sys_name / ("index" if sys_name == "diskann" else "index.bin")
+    index = work / sys_name / ("index" if sys_name in ("diskann", "lancedb") else "index.bin")
     if index.exists():
         shutil.rmtree(index) if index.is_dir() else index.unlink()
     index.parent.mkdir(parents=True, exist_ok=True)
@@ -443,6 +524,7 @@ def build_system(sys_name: str, a, work: Path, log: Path) -> dict:
         "--build-memory-gb", str(a.build_memory_gb),
         "--hnsw-efc", str(a.hnsw_efc),
         "--metric", a.metric,
+        "--R", str(a.R),
     ]
     out, wall, rss, rc = run_child(cmd, log)
     if rc != 0:
@@ -468,6 +550,13 @@ def build_system(sys_name: str, a, work: Path, log: Path) -> dict:
 
             n, chunks = (int(v) for v in np.fromfile(pq, dtype=np.int32, count=2))
             info["ram_bytes_per_vector"] = float(chunks)
+    if sys_name == "lancedb":
+        import numpy as np
+
+        # What LanceDB caches to search: its IVF_PQ index files (centroids,
+        # PQ codes and row ids), measured rather than derived.
+        n = int(np.fromfile(data / "base.fbin", dtype=np.int32, count=1)[0])
+        info["ram_bytes_per_vector"] = sum(dir_bytes(p) for p in index.rglob("_indices")) / n
     return info
 
 
@@ -524,6 +613,7 @@ def search_system(sys_name: str, info: dict, a, log: Path) -> dict:
     return {
         "points": res["points"],
         "load_s": res.get("load_s"),
+        "cpu_per_wall": res.get("cpu_per_wall"),
         "search_rss": rss,
         "search_process_s": wall,
         "dropped_caches": dropped,
@@ -599,17 +689,23 @@ LABELS = {
     "faiss-hnsw": "faiss HNSWFlat (RAM)",
     "usearch": "usearch f32 (RAM)",
     "diskann": "DiskANN (disk, O_DIRECT)",
+    "lancedb": "LanceDB IVF_PQ (disk, page cache evicted)",
 }
 
 
 def config_text(s: str, st: dict) -> str:
     if s == "omendb":
-        code = "rabitq (default)" if st["omen_code"] == "default" else st["omen_code"]
+        code = "omen-build's default" if st["omen_code"] == "default" else st["omen_code"]
         return f"Vamana R={st['R']} L={st['L_build']}, code {code}, beam {st['beam']}; ef swept"
     if s == "diskann":
         return (
             f"Vamana R={st['R']} L={st['L_build']}, PQ {st['diskann_pq_bytes']} B in RAM, full vectors on disk, "
             f"beam {st.get('peer_beam', st['beam'])}, 0 cached nodes; L swept"
+        )
+    if s == "lancedb":
+        return (
+            f"IVF_PQ, about sqrt(n) partitions, PQ of at most {st['diskann_pq_bytes']} B, "
+            f"refine factor {st.get('lance_refine_factor', LANCE_REFINE)}; nprobes swept"
         )
     if s in ("hnswlib", "faiss-hnsw", "usearch"):
         return f"HNSW M={st['hnsw_M']} efC={st.get('hnsw_ef_construction', st['L_build'])}, f32; {KNOB[s]} swept"
@@ -681,7 +777,7 @@ def plot(results: dict, out: Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(9, 6), dpi=100)
-    markers = {"omendb": "o", "hnswlib": "s", "faiss-hnsw": "^", "usearch": "v", "diskann": "D"}
+    markers = {"omendb": "o", "hnswlib": "s", "faiss-hnsw": "^", "usearch": "v", "diskann": "D", "lancedb": "P"}
     for s, r in results["systems"].items():
         if "error" in r:
             continue
@@ -745,11 +841,11 @@ def cmd_run(a) -> None:
         "omendb_git": git_state(),
         "omen_bin": str(Path(a.omen_bin).resolve()),
         "settings": {
-            "k": K, "R": R, "L_build": L_BUILD, "hnsw_M": HNSW_M, "beam": a.beam, "peer_beam": peer_beam(a),
+            "k": K, "R": a.R, "L_build": L_BUILD, "hnsw_M": HNSW_M, "beam": a.beam, "peer_beam": peer_beam(a),
             "diskann_pq_bytes": a.pq_bytes, "build_threads": a.build_threads,
             "search_threads": 1, "passes": a.passes, "build_memory_gb": a.build_memory_gb,
             "omen_code": a.omen_code or "default", "hnsw_ef_construction": a.hnsw_efc,
-            "metric": a.metric,
+            "metric": a.metric, "lance_refine_factor": LANCE_REFINE,
         },
         "systems": {},
     }
@@ -832,6 +928,7 @@ def main() -> None:
     r.add_argument("--name", help="result name (default: the data dir's name)")
     r.add_argument("--omen-bin", default=str(REPO / "target" / "release"), help="dir with omen and omen-build")
     r.add_argument("--omen-code", help="omen-build --code (default: omen-build's default)")
+    r.add_argument("--R", type=int, default=R, help="base-graph degree of both Vamana builds, OmenDB's and DiskANN's (default 64; the HNSW peers keep M = 32)")
     r.add_argument("--build-threads", type=int, default=os.cpu_count())
     r.add_argument("--build-memory-gb", type=int, default=4)
     r.add_argument("--pq-bytes", type=int, default=32, help="DiskANN in-RAM PQ bytes per vector")
@@ -857,6 +954,7 @@ def main() -> None:
         w.add_argument("--beam", type=int, default=6)
         w.add_argument("--hnsw-efc", type=int, default=L_BUILD)
         w.add_argument("--metric", choices=("l2", "cos"), default="l2")
+        w.add_argument("--R", type=int, default=R)
     a = p.parse_args()
     if a.cmd == "run":
         cmd_run(a)
