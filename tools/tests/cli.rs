@@ -359,6 +359,13 @@ fn build_then_bench_end_to_end() {
         "{}",
         text(&out.stdout)
     );
+    // 24-d f32 records with R = 16 (`omen_build`'s) are 172 bytes, 23 to a
+    // page; at R = 17 they are 176, still 23, and at 18 only 22 fit.
+    assert!(
+        text(&out.stdout).contains("--R up to 17 would fill the same pages (23 per page)"),
+        "{}",
+        text(&out.stdout)
+    );
     assert!(!d.path().join("index.omen.tmp").exists());
 
     let out = Command::new(env!("CARGO_BIN_EXE_omen"))

@@ -17,9 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use omen_format::dataset::{DatasetElement, RowReader};
-use omen_format::segment::layout::{
-    BUILDER_FLAT, INCOMPAT_FLAT_INDEX, INDEX_VERSION, IndexHeader, PAGE_PAYLOAD,
-};
+use omen_format::segment::layout::{BUILDER_FLAT, INCOMPAT_FLAT_INDEX, INDEX_VERSION, IndexHeader};
 use omen_format::segment::{Encoding, SectionKind, SegmentHeader, SegmentWriter};
 use omen_format::{ElementType, Metric};
 use rayon::prelude::*;
@@ -147,6 +145,10 @@ pub struct BuildReport {
     /// Fraction of edges whose ends share a page, after reordering.
     pub same_page_fraction: f64,
     pub nodes_per_page: usize,
+    /// The largest R whose records would fill the same pages
+    /// ([`NodeLayout::widest_degree_on_same_pages`]); `None` for a flat
+    /// index or records that span pages.
+    pub widest_degree_on_same_pages: Option<usize>,
     pub code_len: usize,
     /// RAM a search holds per vector: codes, upper layers, quantizer model.
     pub ram_bytes_per_vector: f64,
@@ -426,7 +428,7 @@ pub fn build_segment<T: Widen + DatasetElement>(
     // 5. Pack graph neighbours into the same pages.
     timer.start(BuildPhase::Reorder);
     let layout = NodeLayout::new(element_type, dim, r);
-    let nodes_per_page = (PAGE_PAYLOAD / layout.record_len()).max(1);
+    let nodes_per_page = layout.nodes_per_page();
     let perm = block_order(&graph, nodes_per_page);
     graph.relabel_in_place(&perm);
     let upper = upper.relabel(&perm);
@@ -511,6 +513,7 @@ pub fn build_segment<T: Widen + DatasetElement>(
         mean_degree: graph.mean_degree(),
         same_page_fraction: locality,
         nodes_per_page,
+        widest_degree_on_same_pages: layout.widest_degree_on_same_pages(),
         code_len,
         ram_bytes_per_vector: (codes.len() + q.len() + upper.heap_bytes()) as f64 / n as f64,
         file_bytes,
@@ -585,7 +588,7 @@ pub fn build_flat_segment<T: Widen + DatasetElement>(
 
     timer.start(BuildPhase::Write);
     let layout = NodeLayout::new(element_type, dim, 0);
-    let nodes_per_page = (PAGE_PAYLOAD / layout.record_len()).max(1);
+    let nodes_per_page = layout.nodes_per_page();
     let mut header = SegmentHeader::new(element_type, metric, dim as u32, n as u64);
     header.created_unix_micros = header.created_unix_micros.max(1);
     header.incompat_features = INCOMPAT_FLAT_INDEX;
@@ -632,6 +635,7 @@ pub fn build_flat_segment<T: Widen + DatasetElement>(
         mean_degree: 0.0,
         same_page_fraction: 0.0,
         nodes_per_page,
+        widest_degree_on_same_pages: None,
         code_len,
         ram_bytes_per_vector: (codes.len() + q.len()) as f64 / n as f64,
         file_bytes,

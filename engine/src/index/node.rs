@@ -15,6 +15,7 @@
 //! a corrupt record is an error, never an out-of-bounds index.
 
 use omen_format::ElementType;
+use omen_format::segment::layout::PAGE_PAYLOAD;
 
 /// Byte offset of the vector within a record.
 pub const VECTOR_OFFSET: usize = 12;
@@ -68,6 +69,26 @@ impl NodeLayout {
     /// Bytes of one record.
     pub fn record_len(&self) -> usize {
         VECTOR_OFFSET + self.vector_len.next_multiple_of(4) + 4 * self.max_degree
+    }
+
+    /// Records that share one page: at least one, since a record longer than
+    /// a page's payload spans pages of its own.
+    pub fn nodes_per_page(&self) -> usize {
+        (PAGE_PAYLOAD / self.record_len()).max(1)
+    }
+
+    /// The largest degree whose records still fit [`Self::nodes_per_page`]
+    /// to a page, or `None` when a record spans pages. Up to that degree a
+    /// denser graph costs no disk, no RAM and no extra reads, only build
+    /// time: at 384-d f32, R = 64 leaves room for R = 124 in the same two
+    /// records per page, and R = 96 cut the reads at recall@10 0.95 by a
+    /// quarter (benches/RESULTS.md, session 12).
+    pub fn widest_degree_on_same_pages(&self) -> Option<usize> {
+        if self.record_len() > PAGE_PAYLOAD {
+            return None;
+        }
+        let share = PAGE_PAYLOAD / self.nodes_per_page();
+        Some((share - VECTOR_OFFSET - self.vector_len.next_multiple_of(4)) / 4)
     }
 
     /// Recovers the layout from a record length stored in the directory.
@@ -157,5 +178,33 @@ mod tests {
         assert!(layout.decode(&rec, 9).is_err(), "neighbour 9 of 9 nodes");
         rec[8] = 4;
         assert!(layout.decode(&rec, 10).is_err(), "degree above R");
+    }
+
+    #[test]
+    fn widest_degree_keeps_the_records_per_page() {
+        for (element, dim, r) in [
+            (ElementType::F32, 128, 64),
+            (ElementType::F32, 384, 64),
+            (ElementType::F32, 384, 96),
+            (ElementType::U8, 100, 32),
+            (ElementType::F16, 5, 1),
+        ] {
+            let layout = NodeLayout::new(element, dim, r);
+            let widest = layout.widest_degree_on_same_pages().unwrap();
+            assert!(widest >= r, "{dim}-d R = {r}: widest {widest}");
+            let at = |max_degree| NodeLayout {
+                max_degree,
+                ..layout
+            };
+            assert_eq!(at(widest).nodes_per_page(), layout.nodes_per_page());
+            assert!(at(widest + 1).nodes_per_page() < layout.nodes_per_page());
+        }
+        assert_eq!(
+            NodeLayout::new(ElementType::F32, 384, 64).widest_degree_on_same_pages(),
+            Some(124)
+        );
+        let spans_pages = NodeLayout::new(ElementType::F32, 1536, 64);
+        assert_eq!(spans_pages.nodes_per_page(), 1);
+        assert_eq!(spans_pages.widest_degree_on_same_pages(), None);
     }
 }

@@ -59,7 +59,11 @@ pub struct BuildArgs {
     /// Output segment file.
     #[arg(long)]
     pub out: PathBuf,
-    /// Maximum degree of the base graph.
+    /// Maximum degree of the base graph. A larger R costs build time but no
+    /// disk, RAM or reads as long as as many records fit a page; the build
+    /// report names the widest such R (124 at 384-d f32, 73 at 128-d). At
+    /// 1M × 384 cosine, --R 124 reached recall@10 0.95 in 24 reads against
+    /// about 32 at R = 64, for 1.7× the build CPU.
     #[arg(long = "R", default_value_t = 64)]
     pub r: usize,
     /// Candidate list size while building (larger: better graph, slower build).
@@ -161,6 +165,14 @@ pub fn run(args: &BuildArgs, quiet: bool) -> Result<BuildReport> {
         report.nodes_per_page,
         report.same_page_fraction * 100.0
     );
+    // A denser graph up to this degree costs build time only: no disk, no
+    // RAM, no extra page per read.
+    if let Some(widest) = report.widest_degree_on_same_pages.filter(|&w| w > args.r) {
+        say!(
+            "                --R up to {widest} would fill the same pages ({} per page) and cost only build time",
+            report.nodes_per_page
+        );
+    }
     say!(
         "  RAM           {:.1} bytes per vector for search ({} code of {} bytes, upper layers, model)",
         report.ram_bytes_per_vector,
