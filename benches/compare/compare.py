@@ -172,10 +172,10 @@ def lance_sub_vectors(dim: int, pq_bytes: int) -> int:
     return max(m for m in range(1, min(dim, max(pq_bytes, 1)) + 1) if dim % m == 0)
 
 
-def evict_from_page_cache(path: Path) -> None:
-    """Drops the clean cached pages of every file under path, so that the
-    next reads of a page-cache reader (LanceDB) go to the disk."""
-    for p in [path] if path.is_file() else path.rglob("*"):
+def evict_from_page_cache(directory: Path) -> None:
+    """Drops the clean cached pages of every file under directory, so that
+    the next reads of a page-cache reader (LanceDB) go to the disk."""
+    for p in directory.rglob("*"):
         if p.is_file():
             fd = os.open(p, os.O_RDONLY)
             try:

@@ -68,7 +68,13 @@ impl NodeLayout {
 
     /// Bytes of one record.
     pub fn record_len(&self) -> usize {
-        VECTOR_OFFSET + self.vector_len.next_multiple_of(4) + 4 * self.max_degree
+        self.neighbours_offset() + 4 * self.max_degree
+    }
+
+    /// Byte offset of the neighbour slots within a record: the header and
+    /// the vector padded to a multiple of 4.
+    fn neighbours_offset(&self) -> usize {
+        VECTOR_OFFSET + self.vector_len.next_multiple_of(4)
     }
 
     /// Records that share one page: at least one, since a record longer than
@@ -88,7 +94,7 @@ impl NodeLayout {
             return None;
         }
         let share = PAGE_PAYLOAD / self.nodes_per_page();
-        Some((share - VECTOR_OFFSET - self.vector_len.next_multiple_of(4)) / 4)
+        Some((share - self.neighbours_offset()) / 4)
     }
 
     /// Recovers the layout from a record length stored in the directory.
@@ -112,7 +118,7 @@ impl NodeLayout {
         out[0..8].copy_from_slice(&external_id.to_le_bytes());
         out[8..10].copy_from_slice(&(neighbours.len() as u16).to_le_bytes());
         out[VECTOR_OFFSET..VECTOR_OFFSET + vector.len()].copy_from_slice(vector);
-        let at = VECTOR_OFFSET + self.vector_len.next_multiple_of(4);
+        let at = self.neighbours_offset();
         for (slot, n) in out[at..].chunks_exact_mut(4).zip(neighbours) {
             slot.copy_from_slice(&n.to_le_bytes());
         }
@@ -141,7 +147,7 @@ impl NodeLayout {
             return Err(bad("reserved bytes are not zero".into()));
         }
         let vector = &record[VECTOR_OFFSET..VECTOR_OFFSET + self.vector_len];
-        let at = VECTOR_OFFSET + self.vector_len.next_multiple_of(4);
+        let at = self.neighbours_offset();
         let neighbours = &record[at..at + 4 * degree];
         let view = NodeView {
             external_id,
