@@ -209,6 +209,41 @@ fn the_walk_does_not_depend_on_io_timing() {
     }
 }
 
+/// The time a query spends submitting reads and waiting for pages is
+/// measured inside the query: never more than the query's own time, and
+/// not zero once a page had to be waited for (or, through io_uring,
+/// handed to the kernel).
+#[test]
+fn time_waiting_for_pages_is_part_of_the_query_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, queries, _) = l2_fixture(dir.path(), 3000, 24);
+    let depth = SegmentOptions::default().queue_depth;
+    for mode in [IoMode::Direct, IoMode::Mmap] {
+        let segment = open_with(&path, mode, depth);
+        for query in &queries {
+            let started = std::time::Instant::now();
+            let (_, stats) = segment.search(query, 10, &SearchParams::default()).unwrap();
+            let elapsed = u64::try_from(started.elapsed().as_nanos()).unwrap();
+            assert!(stats.pages_read > 0, "{mode:?}: {stats:?}");
+            assert!(
+                stats.wait_nanos + stats.submit_nanos <= elapsed,
+                "{mode:?}: {stats:?} in a query of {elapsed} ns"
+            );
+            // Through mmap every group is handed over at a wait; through
+            // io_uring, at least the first read must be waited for.
+            assert!(
+                stats.rounds > 0 && stats.wait_nanos > 0,
+                "{mode:?}: {stats:?}"
+            );
+            // Only io_uring hands reads over before it waits for them.
+            match mode {
+                IoMode::Mmap => assert_eq!(stats.submit_nanos, 0, "{stats:?}"),
+                _ => assert!(stats.submit_nanos > 0, "{stats:?}"),
+            }
+        }
+    }
+}
+
 /// A beam wider than the segment's ring holds is capped to what fits, not
 /// refused: it walks exactly as the widest beam that fits.
 #[test]

@@ -28,6 +28,8 @@ fn row(ef: usize, recall: f64, qps: f64) -> SweepRow {
         pages: ef as f64,
         bytes: ef as f64 * 4096.0,
         rounds: ef as f64 / 4.0,
+        wait_ms: 0.0,
+        submit_ms: 0.0,
         code_distances: ef as f64 * 64.0,
         exact_distances: ef as f64,
         rss_bytes: 64 << 20,

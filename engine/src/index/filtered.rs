@@ -12,7 +12,7 @@ use omen_format::segment::verify_page;
 
 use super::search::{Acceptance, ByRow, search};
 use super::segment::Segment;
-use super::{Hit, QueryStats, RowFilter, SearchParams};
+use super::{Hit, QueryStats, RowFilter, SearchParams, nanos_since};
 use crate::distance::Kernels;
 use crate::filter::{
     CompiledFilter, EXACT_SCAN_RERANK_FACTOR, Filter, FilterPlan, SearchStrategy, check, choose,
@@ -308,11 +308,13 @@ impl Segment {
                 .map(|page| self.page_offset(page))
                 .collect();
             let mut pages = vec![0u8; offsets.len() * PAGE_PAYLOAD];
+            let blocked = std::time::Instant::now();
             self.pages().read(&offsets, &mut |i, page| {
                 let bytes = verify_page(page, offsets[i], self.path(), "nodes section")?;
                 pages[i * PAGE_PAYLOAD..(i + 1) * PAGE_PAYLOAD].copy_from_slice(bytes);
                 Ok(())
             })?;
+            stats.wait_nanos += nanos_since(blocked);
             stats.rounds += 1;
             stats.pages_read += offsets.len() as u32;
             stats.bytes_read += (offsets.len() * PAGE_SIZE) as u64;

@@ -142,6 +142,16 @@ pub struct QueryStats {
     /// whose pages were not all in yet (with `pipeline = false`, about its
     /// rounds of reads). Unlike the other counts, it depends on I/O timing.
     pub rounds: u32,
+    /// Nanoseconds spent in those waits (including the checksum of each
+    /// page as it arrives; through mmap, the page faults). Depends on
+    /// timing, like `rounds`.
+    pub wait_nanos: u64,
+    /// Nanoseconds spent handing reads to the kernel outside the waits
+    /// (io_uring submissions that do not wait; zero through mmap). On a
+    /// virtual disk each submission also notifies the device, which costs
+    /// the searching thread several microseconds. The latency minus
+    /// `wait_nanos` and `submit_nanos` is the search's own computation.
+    pub submit_nanos: u64,
     /// Distances estimated from in-RAM codes.
     pub code_distances: u32,
     /// Exact distances from full vectors.
@@ -151,6 +161,11 @@ pub struct QueryStats {
     pub strategy: crate::filter::SearchStrategy,
     /// Rows the filter was evaluated on.
     pub filter_rows_tested: u32,
+}
+
+/// Nanoseconds since `start`, for the timings in [`QueryStats`].
+pub(crate) fn nanos_since(start: std::time::Instant) -> u64 {
+    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Rejects a query that no index can answer: the wrong dimension (naming

@@ -192,14 +192,20 @@ impl PageReads<'_> {
     }
 
     /// Starts the submitted reads now rather than at the next wait (a no-op
-    /// for the page cache, whose reads happen at the wait).
-    pub(crate) fn flush(&mut self) -> Result<()> {
+    /// for the page cache, whose reads happen at the wait). Returns the
+    /// nanoseconds that handing them to the kernel took (0 for the page
+    /// cache), for [`QueryStats::submit_nanos`](super::QueryStats::submit_nanos).
+    pub(crate) fn flush(&mut self) -> Result<u64> {
         match &mut self.kind {
-            Session::Mmap { .. } => Ok(()),
-            Session::Direct { path, reader, .. } => reader
-                .as_mut()
-                .map_or(Ok(()), UringReader::flush)
-                .map_err(|e| FormatError::io(*path, e).into()),
+            Session::Mmap { .. } => Ok(0),
+            Session::Direct { path, reader, .. } => {
+                let Some(reader) = reader.as_mut() else {
+                    return Ok(0);
+                };
+                let handing = std::time::Instant::now();
+                reader.flush().map_err(|e| FormatError::io(*path, e))?;
+                Ok(super::nanos_since(handing))
+            }
         }
     }
 

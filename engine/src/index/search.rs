@@ -35,13 +35,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::time::Instant;
 
 use omen_format::segment::layout::{PAGE_PAYLOAD, PAGE_SIZE};
 use omen_format::segment::verify_page;
 
 use super::pages::PageReads;
 use super::segment::Segment;
-use super::{Hit, QueryStats, RowFilter, SearchParams};
+use super::{Hit, QueryStats, RowFilter, SearchParams, nanos_since};
 use crate::Result;
 use crate::distance::Kernels;
 
@@ -412,11 +413,10 @@ fn request_best(
     for i in 0..scratch.batch_groups.len() {
         request(segment, scratch, reads, scratch.batch_groups[i], stats)?;
     }
-    if scratch.batch_groups.is_empty() {
-        Ok(())
-    } else {
-        reads.flush()
+    if !scratch.batch_groups.is_empty() {
+        stats.submit_nanos += reads.flush()?;
     }
+    Ok(())
 }
 
 /// Reads, in one batch, the page groups of the `depth` nodes with the best
@@ -571,6 +571,7 @@ fn receive<A: Acceptance>(
     let per_group = segment.pages_per_group();
     let slot = scratch.released;
     debug_assert!(slot < scratch.slots, "nothing requested");
+    let blocked = (scratch.arriving[slot] > 0).then(Instant::now);
     while scratch.arriving[slot] > 0 {
         stats.rounds += 1;
         reads.wait(&mut |tag, page| {
@@ -582,6 +583,9 @@ fn receive<A: Acceptance>(
             scratch.arriving[slot] -= 1;
             Ok(())
         })?;
+    }
+    if let Some(blocked) = blocked {
+        stats.wait_nanos += nanos_since(blocked);
     }
     scratch.released += 1;
     let group = scratch.slot_group[slot];

@@ -35,7 +35,10 @@ Reads are pipelined: pages are taken in request order, and each time one is \
 in hand its nodes are expanded and the best unread candidates are requested, \
 so --beam groups stay in flight while the search computes. \
 --rounds reads in rounds instead, as DiskANN does: the next batch only once \
-the whole previous batch is in.
+the whole previous batch is in. The rounds column counts the waits for the \
+device per query, wait ms is the mean time a query spent in them, and \
+submit ms the time it spent handing reads to the kernel (io_uring only); \
+the mean latency minus both is the search's own computation.
 
 With --io auto (the default) node pages are read with io_uring and O_DIRECT, \
 bypassing the page cache, so every setting runs cold; --io mmap reads through \
@@ -155,6 +158,10 @@ pub struct SweepRow {
     pub pages: f64,
     pub bytes: f64,
     pub rounds: f64,
+    /// Mean milliseconds per query waiting for pages.
+    pub wait_ms: f64,
+    /// Mean milliseconds per query handing reads to the kernel.
+    pub submit_ms: f64,
     pub code_distances: f64,
     pub exact_distances: f64,
     pub rss_bytes: u64,
@@ -312,7 +319,7 @@ pub fn plot_sweep(
 /// The column header of [`table_row`].
 pub fn header() -> String {
     format!(
-        "{:>5} {:>4} {:>5} {:>4} {:>6} {:>8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>7} {:>8}",
+        "{:>5} {:>4} {:>5} {:>4} {:>6} {:>8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>7} {:>7} {:>9} {:>8}",
         "ef",
         "beam",
         "upper",
@@ -327,6 +334,8 @@ pub fn header() -> String {
         "reads",
         "KiB/q",
         "rounds",
+        "wait ms",
+        "submit ms",
         "RSS MiB"
     )
 }
@@ -334,7 +343,7 @@ pub fn header() -> String {
 /// One line of the table.
 pub fn table_row(r: &SweepRow) -> String {
     format!(
-        "{:>5} {:>4} {:>5} {:>4} {:>6} {:>8.4} {:>9.1} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>7.1} {:>9.1} {:>7.1} {:>8.1}",
+        "{:>5} {:>4} {:>5} {:>4} {:>6} {:>8.4} {:>9.1} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>7.1} {:>9.1} {:>7.1} {:>7.3} {:>9.3} {:>8.1}",
         r.params.ef,
         r.params.beam_width,
         r.params.upper_ef,
@@ -349,6 +358,8 @@ pub fn table_row(r: &SweepRow) -> String {
         r.pages,
         r.bytes / 1024.0,
         r.rounds,
+        r.wait_ms,
+        r.submit_ms,
         r.rss_bytes as f64 / (1 << 20) as f64
     )
 }
@@ -357,7 +368,7 @@ fn json(r: &SweepRow, k: usize, io: IoMode) -> String {
     format!(
         "{{\"ef\":{},\"beam\":{},\"upper\":{},\"stop\":{},\"rerank\":{},\"pipeline\":{},\"k\":{k},\"recall\":{:.5},\"qps\":{:.2},\"mean_ms\":{:.4},\
          \"p50_ms\":{:.4},\"p95_ms\":{:.4},\"p99_ms\":{:.4},\"reads_per_query\":{:.2},\"bytes_per_query\":{:.0},\
-         \"rounds\":{:.2},\"code_distances\":{:.1},\"exact_distances\":{:.1},\"rss_bytes\":{},\"io\":\"{io}\"}}",
+         \"rounds\":{:.2},\"wait_ms\":{:.4},\"submit_ms\":{:.4},\"code_distances\":{:.1},\"exact_distances\":{:.1},\"rss_bytes\":{},\"io\":\"{io}\"}}",
         r.params.ef,
         r.params.beam_width,
         r.params.upper_ef,
@@ -373,6 +384,8 @@ fn json(r: &SweepRow, k: usize, io: IoMode) -> String {
         r.pages,
         r.bytes,
         r.rounds,
+        r.wait_ms,
+        r.submit_ms,
         r.code_distances,
         r.exact_distances,
         r.rss_bytes
@@ -434,6 +447,8 @@ pub fn measure(
         pages: mean(&|s| f64::from(s.pages_read)),
         bytes: mean(&|s| s.bytes_read as f64),
         rounds: mean(&|s| f64::from(s.rounds)),
+        wait_ms: mean(&|s| s.wait_nanos as f64 / 1e6),
+        submit_ms: mean(&|s| s.submit_nanos as f64 / 1e6),
         code_distances: mean(&|s| f64::from(s.code_distances)),
         exact_distances: mean(&|s| f64::from(s.exact_distances)),
         rss_bytes: omen_engine::memory::resident_bytes().unwrap_or(0),
