@@ -60,7 +60,7 @@ pub struct BuildArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Maximum degree of the base graph. A larger R costs build time but no
-    /// disk, RAM or reads as long as as many records fit a page; the build
+    /// disk, RAM or reads while a page still holds as many records; the build
     /// report names the widest such R (124 at 384-d f32, 73 at 128-d). At
     /// 1M × 384 cosine, --R 124 reached recall@10 0.95 in 24 reads against
     /// about 32 at R = 64, for 1.7× the build CPU.
