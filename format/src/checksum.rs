@@ -21,6 +21,11 @@ impl Checksum {
         Checksum(xxhash_rust::xxh3::xxh3_64_with_seed(bytes, seed))
     }
 
+    /// Whether the stored value is this checksum.
+    pub fn matches(self, expected: u64) -> bool {
+        self.0 == expected
+    }
+
     /// Compares with the stored value; a mismatch becomes a corruption error
     /// naming the file, the structure and its extent.
     pub fn check(
@@ -31,7 +36,7 @@ impl Checksum {
         offset: u64,
         len: u64,
     ) -> Result<(), FormatError> {
-        if self.0 == expected {
+        if self.matches(expected) {
             Ok(())
         } else {
             Err(FormatError::ChecksumMismatch {

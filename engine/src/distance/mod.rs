@@ -190,6 +190,35 @@ element!(half::f16, ElementType::F16, l2_f16, dot_f16, cos_f16);
 element!(u8, ElementType::U8, l2_u8, dot_u8, cos_u8);
 element!(i8, ElementType::I8, l2_i8, dot_i8, cos_i8);
 
+/// `Σ_j c_j q_j` over a stream of packed `B`-bit unsigned codes `c` (bit
+/// `b` of component `j` is bit `B j + b` of the stream, least significant
+/// bit of each byte first) and an `i8` vector `q` whose length is a
+/// multiple of 64. Exact: every product and sum fits in an `i32`.
+pub type PackedDotFn = fn(codes: &[u8], query: &[i8]) -> i32;
+
+/// The SIMD kernel of [`PackedDotFn`] for `bits`-bit codes, if this CPU has
+/// one (AVX-512 VBMI and VNNI; widths 1, 2 and 4). Callers keep a portable
+/// path for the rest.
+pub fn packed_dot_kernel(bits: u8) -> Option<PackedDotFn> {
+    #[cfg(target_arch = "x86_64")]
+    if x86::packed_detected() {
+        return match bits {
+            1 => Some(x86::packed::dot_u1),
+            2 => Some(x86::packed::dot_u2),
+            4 => Some(x86::packed::dot_u4),
+            _ => None,
+        };
+    }
+    let _ = bits;
+    None
+}
+
+/// The reference of [`PackedDotFn`], one component at a time, for any
+/// width from 1 to 8. Panics if `codes` is shorter than the stream.
+pub fn packed_dot_scalar(bits: u8, codes: &[u8], query: &[i8]) -> i32 {
+    scalar::packed_dot(bits, codes, query)
+}
+
 /// Asks the CPU to start loading `data` into cache, and returns at once.
 ///
 /// Why: a search scores the codes of a node's neighbours (64 at the default
@@ -229,6 +258,46 @@ mod tests {
                     let tol = 1e-4 * want.abs().max(1.0);
                     assert!((want - got).abs() <= tol, "{level:?} len {}", a.len());
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn packed_reference_reads_fields_least_significant_bit_first() {
+        // Components 0..4 of 2-bit codes: 0, 1, 2, 3.
+        assert_eq!(
+            packed_dot_scalar(2, &[0b11_10_01_00], &[1, 10, 100, -1]),
+            -3 + 10 + 200
+        );
+        // A 3-bit field straddling a byte: component 2 is bits 6, 7 and 8.
+        assert_eq!(packed_dot_scalar(3, &[0b1100_0000, 0b1], &[0, 0, 2]), 14);
+    }
+
+    #[test]
+    fn packed_kernels_agree_with_the_reference() {
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for bits in [1u8, 2, 3, 4, 8] {
+            let Some(kernel) = packed_dot_kernel(bits) else {
+                continue;
+            };
+            for n in [64usize, 128, 384, 1024] {
+                let codes: Vec<u8> = (0..n * usize::from(bits) / 8)
+                    .map(|_| next() as u8)
+                    .collect();
+                let mut query: Vec<i8> = (0..n).map(|_| next() as i8).collect();
+                query[0] = i8::MIN;
+                query[n - 1] = i8::MAX;
+                assert_eq!(
+                    kernel(&codes, &query),
+                    packed_dot_scalar(bits, &codes, &query),
+                    "{bits} bits, {n} components"
+                );
             }
         }
     }

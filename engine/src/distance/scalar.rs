@@ -128,3 +128,24 @@ pub(crate) fn cos_i8(a: &[i8], b: &[i8]) -> f32 {
     }
     cosine_from_parts(d as f32, na as f32, nb as f32)
 }
+
+/// `Σ_j c_j q_j` with `c_j` the `bits`-bit field `j` of the packed stream.
+pub(crate) fn packed_dot(bits: u8, codes: &[u8], query: &[i8]) -> i32 {
+    let bits = usize::from(bits);
+    assert!((1..=8).contains(&bits), "code width {bits}");
+    assert!(
+        codes.len() * 8 >= query.len() * bits,
+        "code stream too short"
+    );
+    query
+        .iter()
+        .enumerate()
+        .map(|(j, &q)| {
+            let c = (0..bits).fold(0i32, |c, b| {
+                let g = bits * j + b;
+                c | (i32::from(codes[g / 8] >> (g % 8) & 1) << b)
+            });
+            c * i32::from(q)
+        })
+        .sum()
+}

@@ -690,3 +690,102 @@ pub(super) mod avx512 {
         cos_i8 => cos_i8_inner: i8,
     );
 }
+
+/// Whether this CPU can run the [`packed`] kernels.
+pub(super) fn packed_detected() -> bool {
+    avx512_detected()
+        && is_x86_feature_detected!("avx512vbmi")
+        && is_x86_feature_detected!("avx512vnni")
+}
+
+/// `Σ_j c_j q_j` of a packed stream of `B`-bit unsigned codes and an `i8`
+/// query, 64 components per step: the code bytes of eight components are
+/// spread to one 64-bit lane each (`vpmovzx`), a multishift cuts each
+/// lane's eight `B`-bit fields into bytes, and VNNI multiplies them by the
+/// query bytes and adds in 32 bits (`vpdpbusd`). A byte-table lookup per
+/// code byte (the portable path) costs a load per 8 / `B` components.
+pub(super) mod packed {
+    use super::*;
+
+    /// Multishift controls: byte `k` of each lane takes bits `B k ..`.
+    const SHIFTS_1: i64 = 0x0706_0504_0302_0100;
+    const SHIFTS_2: i64 = 0x0E0C_0A08_0604_0200;
+    const SHIFTS_4: i64 = 0x1C18_1410_0C08_0400;
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni")]
+    fn load_query(q: &[i8; 64]) -> __m512i {
+        // SAFETY: `q` is 64 readable bytes; `loadu` has no alignment needs.
+        unsafe { _mm512_loadu_si512(q.as_ptr().cast()) }
+    }
+
+    /// The code bytes of 64 components of `B` bits, spread so that 64-bit
+    /// lane `l` holds those of components `8 l .. 8 l + 8` in its low bits.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni")]
+    fn spread_u1(c: &[u8; 8]) -> __m512i {
+        // SAFETY: `c` is 8 readable bytes; `loadl` reads 8 and has no
+        // alignment needs.
+        _mm512_cvtepu8_epi64(unsafe { _mm_loadl_epi64(c.as_ptr().cast()) })
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni")]
+    fn spread_u2(c: &[u8; 16]) -> __m512i {
+        // SAFETY: `c` is 16 readable bytes; `loadu` has no alignment needs.
+        _mm512_cvtepu16_epi64(unsafe { _mm_loadu_si128(c.as_ptr().cast()) })
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni")]
+    fn spread_u4(c: &[u8; 32]) -> __m512i {
+        // SAFETY: `c` is 32 readable bytes; `loadu` has no alignment needs.
+        _mm512_cvtepu32_epi64(unsafe { _mm256_loadu_si256(c.as_ptr().cast()) })
+    }
+
+    macro_rules! packed_kernel {
+        ($name:ident, $bytes:literal, $spread:ident, $shifts:expr, $mask:literal) => {
+            /// # Safety
+            /// The CPU must support AVX-512F, BW, VBMI and VNNI. Lengths
+            /// need not match: the kernel stops at the shorter input.
+            #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni")]
+            unsafe fn $name(codes: &[u8], query: &[i8]) -> i32 {
+                let (codes, _) = codes.as_chunks::<$bytes>();
+                let (query, _) = query.as_chunks::<64>();
+                let shifts = _mm512_set1_epi64($shifts);
+                let mask = _mm512_set1_epi8($mask);
+                let mut acc = _mm512_setzero_si512();
+                for (c, q) in codes.iter().zip(query) {
+                    let fields = _mm512_multishift_epi64_epi8(shifts, $spread(c));
+                    let fields = _mm512_and_si512(fields, mask);
+                    acc = _mm512_dpbusd_epi32(acc, fields, load_query(q));
+                }
+                _mm512_reduce_add_epi32(acc)
+            }
+        };
+    }
+
+    packed_kernel!(dot_u1_inner, 8, spread_u1, SHIFTS_1, 0x01);
+    packed_kernel!(dot_u2_inner, 16, spread_u2, SHIFTS_2, 0x03);
+    packed_kernel!(dot_u4_inner, 32, spread_u4, SHIFTS_4, 0x0F);
+
+    macro_rules! packed_wrappers {
+        ($($name:ident => $inner:ident: $bits:literal),* $(,)?) => {
+            $(
+                #[doc = concat!("Safe wrapper of `", stringify!($inner), "`.")]
+                pub(in crate::distance) fn $name(codes: &[u8], query: &[i8]) -> i32 {
+                    assert!(query.len() % 64 == 0, "query length not a multiple of 64");
+                    assert_eq!(codes.len(), query.len() * $bits / 8, "code length");
+                    debug_assert!(super::packed_detected(), "CPU lacks AVX-512 VBMI + VNNI");
+                    // SAFETY: the lengths are checked above. This wrapper
+                    // is private to `crate::distance`, whose
+                    // `packed_dot_kernel` hands it out only after
+                    // `packed_detected` confirmed the features at run time.
+                    unsafe { $inner(codes, query) }
+                }
+            )*
+        };
+    }
+
+    packed_wrappers!(
+        dot_u1 => dot_u1_inner: 1,
+        dot_u2 => dot_u2_inner: 2,
+        dot_u4 => dot_u4_inner: 4,
+    );
+}

@@ -16,6 +16,7 @@
 //! unused slots hold [`EMPTY_SLOT`].
 
 pub mod build;
+pub(crate) mod id_set;
 mod prune;
 pub mod reorder;
 mod rng;

@@ -154,12 +154,6 @@ pub(crate) trait Visited {
     }
 }
 
-impl Visited for HashSet<u32> {
-    fn first_visit(&mut self, id: u32) -> bool {
-        self.insert(id)
-    }
-}
-
 /// Read access to out-neighbours, whoever stores them.
 pub(crate) trait Adjacency {
     /// Appends the out-neighbours of `id` to `out` (cleared first).

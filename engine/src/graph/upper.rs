@@ -67,10 +67,10 @@
 
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
-use std::collections::HashSet;
 use std::path::Path;
 
 use super::build::{BuildParams, build_graph};
+use super::id_set::IdSet;
 use super::reorder::Permutation;
 use super::rng::unit_for;
 use super::search::{Adjacency, Candidate, Neighbour, search_core};
@@ -328,12 +328,13 @@ impl UpperLayers {
         let mut current = self.entry;
         let mut list: Vec<Candidate> = Vec::new();
         let mut buf = Vec::new();
+        let mut visited = IdSet::default();
         for (i, level) in self.levels.iter().enumerate().rev() {
             let Some(start) = level.local(current) else {
                 return Vec::new();
             };
             let l = if i == 0 { list_size.max(1) } else { 1 };
-            let mut visited: HashSet<u32> = HashSet::new();
+            visited.clear();
             let mut local_distance = |v: u32| distance(level.global(v));
             search_core(
                 level,

@@ -33,7 +33,7 @@
 //! record whose page checksum was verified; the walk is a function of the
 //! query and the segment, whatever the I/O path or its timing.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Instant;
 
@@ -45,9 +45,10 @@ use super::segment::Segment;
 use super::{Hit, QueryStats, RowFilter, SearchParams, nanos_since};
 use crate::Result;
 use crate::distance::Kernels;
+use crate::graph::id_set::IdSet;
 
-/// A multiplicative hash for dense `u32`/`u64` ids: the standard SipHash
-/// costs more than the rest of a visited-set insert.
+/// A multiplicative hash for dense `u32`/`u64` ids (page groups here): the
+/// standard SipHash costs more than the rest of a map lookup.
 #[derive(Default, Clone, Copy)]
 pub(crate) struct IdHasher(u64);
 
@@ -178,7 +179,7 @@ struct Window {
 #[derive(Debug, Default)]
 pub(crate) struct Scratch {
     list: Vec<Candidate>,
-    visited: HashSet<u32, IdBuild>,
+    visited: IdSet,
     /// Page group -> index into `groups`, for every group requested by this
     /// query (in flight or in hand).
     cached: HashMap<u64, usize, IdBuild>,

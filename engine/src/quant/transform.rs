@@ -29,22 +29,6 @@ pub(crate) fn normalized(v: &[f32]) -> Vec<f32> {
     out
 }
 
-/// `Σ a_i b_i` with eight independent accumulators: the fixed lane split
-/// lets the compiler vectorise the loop without reassociating anything, so
-/// the result is the same on every machine.
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for ((s, &p), &q) in acc.iter_mut().zip(x).zip(y) {
-            *s += p * q;
-        }
-    }
-    let tail: f32 = ra.iter().zip(rb).map(|(p, q)| p * q).sum();
-    acc.iter().sum::<f32>() + tail
-}
-
 /// A `padded × dim` matrix with orthonormal columns (`padded >= dim`),
 /// applied to a `dim`-vector as if it were zero-padded to `padded` and
 /// rotated by a Haar-random orthogonal matrix. Only the first `dim`
@@ -116,6 +100,10 @@ impl Rotation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn dot(a: &[f32], b: &[f32]) -> f32 {
+        (crate::distance::Kernels::<f32>::best().dot)(a, b)
+    }
 
     #[test]
     fn rotation_preserves_inner_products() {

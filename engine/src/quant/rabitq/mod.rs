@@ -27,10 +27,12 @@
 //! `f_add + k[c] + f_scale · <v, y>` where `k[c]` (`||q - c||²`, `-<c, q>`
 //! or `1 - <c, q̂>`) is computed once per query and centroid.
 //!
-//! `<v, y>` is linear in the code's bits, so the query side builds, for
-//! each code byte, a 256-entry table of that byte's contribution: a
-//! distance is `D' B / 8` lookups and adds, exact in the query (no query
-//! quantization), and fast without SIMD intrinsics.
+//! `<v, y>` is linear in the code's bits, so the query side either builds,
+//! for each code byte, a 256-entry table of that byte's contribution (`D' B
+//! / 8` lookups and adds per distance, exact in the query, no intrinsics),
+//! or, where the CPU has AVX-512 VBMI and VNNI and `B` is 1, 2 or 4, rounds
+//! `y` to `i8` and takes an integer dot product with the code's fields (see
+//! `query.rs`).
 //!
 //! The rotation is dense (`D × D'` floats, Gram-Schmidt of a Gaussian
 //! matrix): training costs `O(D² D')` and each encode or query `O(D D')`,
