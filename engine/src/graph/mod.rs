@@ -16,13 +16,13 @@
 //! unused slots hold [`EMPTY_SLOT`].
 
 pub mod build;
-pub(crate) mod id_set;
 mod prune;
 pub mod reorder;
 mod rng;
 pub mod search;
 pub mod sharded;
 pub mod upper;
+pub(crate) mod visited;
 
 pub use build::{BuildParams, Builder, build_graph, connect_unreachable, medoid};
 pub use reorder::{Permutation, block_order, same_page_fraction};

@@ -70,10 +70,10 @@
 use std::path::Path;
 
 use super::build::{BuildParams, build_graph};
-use super::id_set::IdSet;
 use super::reorder::Permutation;
 use super::rng::unit_for;
 use super::search::{Adjacency, Candidate, Neighbour, search_core};
+use super::visited::VisitedIds;
 use crate::distance::Element;
 use crate::vectors::VectorSet;
 use crate::{EngineError, Metric, Result};
@@ -328,7 +328,7 @@ impl UpperLayers {
         let mut current = self.entry;
         let mut list: Vec<Candidate> = Vec::new();
         let mut buf = Vec::new();
-        let mut visited = IdSet::default();
+        let mut visited = VisitedIds::default();
         for (i, level) in self.levels.iter().enumerate().rev() {
             let Some(start) = level.local(current) else {
                 return Vec::new();

@@ -45,7 +45,7 @@ use super::segment::Segment;
 use super::{Hit, QueryStats, RowFilter, SearchParams, nanos_since};
 use crate::Result;
 use crate::distance::Kernels;
-use crate::graph::id_set::IdSet;
+use crate::graph::visited::VisitedIds;
 
 /// A multiplicative hash for dense `u32`/`u64` ids (page groups here): the
 /// standard SipHash costs more than the rest of a map lookup.
@@ -179,7 +179,7 @@ struct Window {
 #[derive(Debug, Default)]
 pub(crate) struct Scratch {
     list: Vec<Candidate>,
-    visited: IdSet,
+    visited: VisitedIds,
     /// Page group -> index into `groups`, for every group requested by this
     /// query (in flight or in hand).
     cached: HashMap<u64, usize, IdBuild>,

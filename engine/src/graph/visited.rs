@@ -22,7 +22,7 @@ const MIN_SLOTS: usize = 1024;
 
 /// A set of `u32` node ids, reused across queries without freeing.
 #[derive(Debug, Default, Clone)]
-pub(crate) struct IdSet {
+pub(crate) struct VisitedIds {
     slots: Vec<u32>,
     /// `32 - log2(slots.len())`: the hash keeps the product's high bits.
     shift: u32,
@@ -31,7 +31,7 @@ pub(crate) struct IdSet {
     has_max: bool,
 }
 
-impl IdSet {
+impl VisitedIds {
     /// Empties the set, keeping its table.
     pub(crate) fn clear(&mut self) {
         if self.len > 0 {
@@ -68,7 +68,7 @@ impl IdSet {
     }
 }
 
-impl Visited for IdSet {
+impl Visited for VisitedIds {
     #[inline]
     fn first_visit(&mut self, id: u32) -> bool {
         self.insert(id)
@@ -118,7 +118,7 @@ mod tests {
                 1..4,
             )
         ) {
-            let mut set = IdSet::default();
+            let mut set = VisitedIds::default();
             for ids in rounds {
                 set.clear();
                 let mut reference = HashSet::new();
