@@ -12,10 +12,10 @@
 //! Invariant: the table's length is a power of two at least twice the
 //! number of ids it holds, so a probe always reaches an empty slot.
 
+use super::search::Visited;
+
 /// Marks an empty slot. The id `u32::MAX` itself is kept aside.
 const EMPTY: u32 = u32::MAX;
-
-use super::search::Visited;
 
 /// Fewest slots once the table holds anything.
 const MIN_SLOTS: usize = 1024;
