@@ -1,11 +1,12 @@
 //! Base-layer graph builders: Vamana (DiskANN) and the HNSW level-0
 //! heuristic, sharing one insertion routine.
 //!
-//! Both insert every node in a seeded random order: a greedy search with
-//! list size `L` from the entry node (the medoid) collects candidates, the
-//! node's list becomes `RobustPrune(candidates, alpha, R)`, and the node is
-//! added to each chosen neighbour's list, which is pruned again when it
-//! overflows. They differ where the literature does:
+//! Both insert every node in a seeded order (random, then region by
+//! region: see `insertion_order`): a greedy search with list size `L` from
+//! the entry node (the medoid) collects candidates, the node's list
+//! becomes `RobustPrune(candidates, alpha, R)`, and the node is added to
+//! each chosen neighbour's list, which is pruned again when it overflows.
+//! They differ where the literature does:
 //!
 //! | | Vamana | HNSW level 0 |
 //! |---|---|---|
@@ -35,10 +36,11 @@
 //! Invariant of the output: a [`Graph`] whose every list is at most `R`.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
+use super::insertion_order::insertion_order;
 use super::prune::robust_prune;
 use super::rng::{SplitMix64, permutation};
 use super::search::{Adjacency, Candidate, Neighbour, SearchScratch, Visited, search_core};
@@ -94,6 +96,10 @@ pub struct BuildParams {
     /// insert once, with `alpha`, as DiskANN's current builder does
     /// (`BuildOptions::one_pass` says what that was measured to cost).
     pub one_pass: bool,
+    /// Insert a random tenth of the nodes first, then the rest region by
+    /// region, so that consecutive insertions find their rows and lists in
+    /// the cache (`insertion_order`); otherwise in plain random order.
+    pub grouped_order: bool,
     /// Seed of the insertion order.
     pub seed: u64,
 }
@@ -110,6 +116,7 @@ impl BuildParams {
             saturate: false,
             reprune_fill: 0.75,
             one_pass: false,
+            grouped_order: true,
             seed: 0x0E4E_DB00,
         }
     }
@@ -121,6 +128,19 @@ impl BuildParams {
             alpha: 1.0,
             slack: 1.0,
             ..BuildParams::vamana(max_degree, list_size)
+        }
+    }
+
+    /// The order in which a pass with `seed` inserts the nodes.
+    fn insertion_order<T: Element, V: VectorSet<T> + ?Sized>(
+        &self,
+        vectors: &V,
+        seed: u64,
+    ) -> Vec<u32> {
+        if self.grouped_order {
+            insertion_order(vectors, seed)
+        } else {
+            permutation(vectors.len(), seed)
         }
     }
 
@@ -174,8 +194,9 @@ impl BuildParams {
 }
 
 /// Bytes of RAM per node that [`build_graph`] holds at its peak, besides
-/// the vectors: the build-time adjacency (`capacity` slots of 4 bytes and a
-/// 2-byte degree) and one visited bit per thread, rounded up to a byte.
+/// the vectors: the build-time adjacency (`capacity` slots of 4 bytes), the
+/// finished graph's 2-byte degree, made while the slots are still held,
+/// and one visited bit per thread, rounded up to a byte.
 pub fn build_bytes_per_node(params: &BuildParams, threads: usize) -> usize {
     params.capacity() * 4 + 2 + threads.max(1).div_ceil(8)
 }
@@ -220,12 +241,15 @@ pub fn medoid<T: Element, V: VectorSet<T> + ?Sized>(vectors: &V, metric: Metric,
     sample[best]
 }
 
-/// The adjacency under construction.
+/// The adjacency under construction: `cap` slots per node, a list ending
+/// at its first `EMPTY_SLOT` (or at `cap`). The length is not kept apart:
+/// a separate degree array cost every expansion a second cache miss, on
+/// the degree and then on the list, and at 1M nodes the graph phase is
+/// bound by those misses (benches/RESULTS.md, session 16).
 struct SharedGraph {
     n: usize,
     cap: usize,
     slots: Vec<AtomicU32>,
-    degrees: Vec<AtomicU16>,
     locks: Vec<Mutex<()>>,
 }
 
@@ -242,7 +266,6 @@ impl SharedGraph {
             n,
             cap,
             slots,
-            degrees: (0..n).map(|_| AtomicU16::new(0)).collect(),
             locks: (0..LOCK_STRIPES.min(n.max(1)))
                 .map(|_| Mutex::new(()))
                 .collect(),
@@ -258,32 +281,60 @@ impl SharedGraph {
         }
     }
 
-    /// Overwrites the list of `id`; the caller holds its lock.
+    /// Overwrites the list of `id`; the caller holds its lock. A reader
+    /// racing the rewrite may see old and new entries mixed, and past the
+    /// new end old entries up to the old end: all valid ids, which at worst
+    /// costs that search a stale neighbour.
     fn store(&self, id: u32, list: &[u32]) {
         let base = id as usize * self.cap;
         for (k, &v) in list.iter().enumerate() {
             self.slots[base + k].store(v, Ordering::Relaxed);
         }
-        self.degrees[id as usize].store(list.len() as u16, Ordering::Release);
+        if list.len() < self.cap {
+            self.slots[base + list.len()].store(EMPTY_SLOT, Ordering::Release);
+        }
+    }
+
+    /// Appends `v` to the list of `id`, which holds `len < cap` entries;
+    /// the caller holds its lock. The terminator moves first, so that no
+    /// reader runs on into stale slots.
+    fn push(&self, id: u32, len: usize, v: u32) {
+        let base = id as usize * self.cap;
+        if len + 1 < self.cap {
+            self.slots[base + len + 1].store(EMPTY_SLOT, Ordering::Release);
+        }
+        self.slots[base + len].store(v, Ordering::Release);
+    }
+
+    /// The length of the list of `id`.
+    fn degree(&self, id: usize) -> usize {
+        let list = &self.slots[id * self.cap..(id + 1) * self.cap];
+        list.iter()
+            .position(|s| s.load(Ordering::Relaxed) == EMPTY_SLOT)
+            .unwrap_or(self.cap)
     }
 
     /// Moves the lists into a compact [`Graph`] of degree `r`, reusing the
     /// allocation (an in-place collect) so that the peak is not doubled.
     fn into_graph(self, r: usize, entry: u32) -> Result<Graph> {
-        let cap = self.cap;
-        let degrees: Vec<u16> = self
-            .degrees
-            .into_iter()
-            .map(|d| d.into_inner().min(r as u16))
-            .collect();
+        let (n, cap) = (self.n, self.cap);
         let mut slots: Vec<u32> = self.slots.into_iter().map(AtomicU32::into_inner).collect();
-        for (i, &d) in degrees.iter().enumerate() {
-            let (from, to) = (i * cap, i * r);
-            // `to <= from`, so copying forward never overwrites unread lists.
-            slots.copy_within(from..from + usize::from(d), to);
-            slots[to + usize::from(d)..to + r].fill(EMPTY_SLOT);
+        let mut degrees: Vec<u16> = Vec::with_capacity(n);
+        for i in 0..n {
+            let from = i * cap;
+            let d = slots[from..from + cap]
+                .iter()
+                .position(|&v| v == EMPTY_SLOT)
+                .unwrap_or(cap)
+                .min(r);
+            // `to <= from`, so copying forward never overwrites the lists
+            // not yet read.
+            let to = i * r;
+            slots.copy_within(from..from + d, to);
+            slots[to + d..to + r].fill(EMPTY_SLOT);
+            degrees.push(d as u16);
         }
-        slots.truncate(degrees.len() * r);
+        slots.truncate(n * r);
         slots.shrink_to_fit();
         Graph::from_parts(r, entry, degrees, slots)
     }
@@ -293,14 +344,20 @@ impl Adjacency for SharedGraph {
     #[inline]
     fn neighbours_into(&self, id: u32, out: &mut Vec<u32>) {
         out.clear();
-        let d = usize::from(self.degrees[id as usize].load(Ordering::Acquire));
         let base = id as usize * self.cap;
-        for slot in &self.slots[base..base + d] {
-            let v = slot.load(Ordering::Relaxed);
-            if (v as usize) < self.n {
-                out.push(v);
+        for slot in &self.slots[base..base + self.cap] {
+            let v = slot.load(Ordering::Acquire);
+            if v == EMPTY_SLOT {
+                break;
             }
+            out.push(v);
         }
+    }
+
+    #[inline]
+    fn prefetch_list(&self, id: u32) {
+        let base = id as usize * self.cap;
+        prefetch(&self.slots[base..base + self.cap]);
     }
 }
 
@@ -414,9 +471,7 @@ impl<T: Element, V: VectorSet<T> + ?Sized> Inserter<'_, T, V> {
             return;
         }
         if s.buf.len() < self.graph.cap {
-            let d = s.buf.len();
-            self.graph.slots[j as usize * self.graph.cap + d].store(p, Ordering::Relaxed);
-            self.graph.degrees[j as usize].store(d as u16 + 1, Ordering::Release);
+            self.graph.push(j, s.buf.len(), p);
             return;
         }
         s.buf.push(p);
@@ -474,6 +529,9 @@ pub fn build_graph<T: Element, V: VectorSet<T> + ?Sized>(
         return Graph::new(0, params.max_degree);
     }
     let entry = medoid(vectors, metric, params.seed);
+    // Made before the adjacency exists: its scratch then adds nothing to
+    // the peak.
+    let mut first_order = Some(params.insertion_order(vectors, params.seed));
     let ins = Inserter {
         vectors,
         metric,
@@ -509,7 +567,11 @@ pub fn build_graph<T: Element, V: VectorSet<T> + ?Sized>(
         }
     };
     for (pass, &alpha) in passes.iter().enumerate() {
-        let order = permutation(n, params.seed.wrapping_add(pass as u64));
+        let seed = params.seed.wrapping_add(pass as u64);
+        let order = match first_order.take() {
+            Some(order) => order,
+            None => params.insertion_order(vectors, seed),
+        };
         let saturate = params.saturate && pass + 1 == passes.len();
         if sequential {
             let mut s = take();
@@ -535,7 +597,7 @@ pub fn build_graph<T: Element, V: VectorSet<T> + ?Sized>(
     let final_alpha = passes.last().copied().unwrap_or(1.0);
     let r = params.max_degree;
     let over: Vec<u32> = (0..n as u32)
-        .filter(|&i| usize::from(ins.graph.degrees[i as usize].load(Ordering::Relaxed)) > r)
+        .filter(|&i| ins.graph.degree(i as usize) > r)
         .collect();
     over.par_chunks(CHUNK).for_each(|chunk| {
         let mut s = take();

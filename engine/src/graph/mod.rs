@@ -16,6 +16,7 @@
 //! unused slots hold [`EMPTY_SLOT`].
 
 pub mod build;
+mod insertion_order;
 mod prune;
 pub mod reorder;
 mod rng;

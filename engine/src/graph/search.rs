@@ -158,6 +158,10 @@ pub(crate) trait Visited {
 pub(crate) trait Adjacency {
     /// Appends the out-neighbours of `id` to `out` (cleared first).
     fn neighbours_into(&self, id: u32, out: &mut Vec<u32>);
+
+    /// Starts loading the list of `id` into the cache, for an adjacency
+    /// too large for it; a hint, which may do nothing.
+    fn prefetch_list(&self, _id: u32) {}
 }
 
 impl Adjacency for Graph {
@@ -237,6 +241,11 @@ pub(crate) fn search_core<A: Adjacency + ?Sized, Vis: Visited>(
         let node = current.n;
         on_expand(node);
         adjacency.neighbours_into(node.id, buf);
+        // The list expanded next is most often the next unexpanded one
+        // now: its cache miss overlaps this expansion's distances.
+        if let Some(c) = list[cursor + 1..].iter().find(|c| !c.expanded) {
+            adjacency.prefetch_list(c.n.id);
+        }
         // Start loading every new neighbour's data before scoring the
         // first, so that their cache misses overlap.
         visited.retain_first_visits(buf);
