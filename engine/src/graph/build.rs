@@ -318,21 +318,13 @@ impl SharedGraph {
     /// allocation (an in-place collect) so that the peak is not doubled.
     fn into_graph(self, r: usize, entry: u32) -> Result<Graph> {
         let (n, cap) = (self.n, self.cap);
+        let degrees: Vec<u16> = (0..n).map(|i| self.degree(i).min(r) as u16).collect();
         let mut slots: Vec<u32> = self.slots.into_iter().map(AtomicU32::into_inner).collect();
-        let mut degrees: Vec<u16> = Vec::with_capacity(n);
-        for i in 0..n {
-            let from = i * cap;
-            let d = slots[from..from + cap]
-                .iter()
-                .position(|&v| v == EMPTY_SLOT)
-                .unwrap_or(cap)
-                .min(r);
-            // `to <= from`, so copying forward never overwrites the lists
-            // not yet read.
-            let to = i * r;
+        for (i, &d) in degrees.iter().enumerate() {
+            let (from, to, d) = (i * cap, i * r, usize::from(d));
+            // `to <= from`, so copying forward never overwrites unread lists.
             slots.copy_within(from..from + d, to);
             slots[to + d..to + r].fill(EMPTY_SLOT);
-            degrees.push(d as u16);
         }
         slots.truncate(n * r);
         slots.shrink_to_fit();
