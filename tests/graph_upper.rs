@@ -98,6 +98,45 @@ fn descent_finds_a_near_entry_and_layers_nest() {
     assert!(mean < 0.05, "mean rank fraction {mean}");
 }
 
+/// A segment build hands the builder only the rows of the tall nodes; the
+/// layers must be those built from every vector (same seeds, one thread).
+#[test]
+fn layers_from_the_tall_rows_alone_equal_layers_from_all_rows() {
+    let (base, _) = dataset::<f32>(22, 5000, 1, DIM);
+    let set = FlatVectors::new(&base, DIM).unwrap();
+    let params = UpperParams::new(6);
+    let tall = UpperLayers::tall_ids(set.len(), &params);
+    assert!(
+        tall.len() > 5000 / 12 && tall.len() < 5000 / 3,
+        "{}",
+        tall.len()
+    );
+    assert!(tall.windows(2).all(|w| w[0] < w[1]));
+    let rows: Vec<f32> = tall
+        .iter()
+        .flat_map(|&i| set.get(i as usize).iter().copied())
+        .collect();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let (whole, sparse) = pool.install(|| {
+        let tall_rows = FlatVectors::new(&rows, DIM).unwrap();
+        (
+            UpperLayers::build(&set, Metric::L2, &params).unwrap(),
+            UpperLayers::build_from_tall_rows(&tall_rows, set.len(), Metric::L2, &params).unwrap(),
+        )
+    });
+    assert!(whole.levels() >= 2);
+    assert_eq!(sparse, whole);
+    // Rows that do not match the tall nodes are refused, not misread.
+    let short = FlatVectors::new(&rows[DIM..], DIM).unwrap();
+    assert!(matches!(
+        UpperLayers::build_from_tall_rows(&short, set.len(), Metric::L2, &params),
+        Err(EngineError::InvalidArgument(_))
+    ));
+}
+
 #[test]
 fn round_trip_relabel_and_empty() {
     let (base, upper) = small_layers(3000, 6);

@@ -11,7 +11,7 @@
 use rayon::prelude::*;
 
 use super::rng::SplitMix64;
-use crate::distance::Kernels;
+use crate::distance::{Kernels, columns_l2};
 use crate::vectors::{FlatVectors, VectorSet};
 use crate::{EngineError, Result};
 
@@ -396,7 +396,7 @@ impl Centroids {
             .with_min_len(64)
             .map_init(
                 || vec![0f32; k],
-                |acc, ((a, d), row)| nearest_transposed(&t, k, row, acc, a, d),
+                |acc, ((a, d), row)| nearest_transposed(&t, row, acc, a, d),
             )
             .filter(|&changed| changed)
             .count()
@@ -405,7 +405,7 @@ impl Centroids {
 
 /// Centroids stored dimension-major (`dim × k`), for many nearest-centroid
 /// searches against the same set: the search accumulates all `k`
-/// distances lane-wise, a loop without reduction that autovectorises
+/// distances lane-wise ([`columns_l2`]), with no reduction per centroid
 /// (see `Centroids::assign_into`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Transposed {
@@ -421,29 +421,16 @@ impl Transposed {
         assert_eq!(v.len(), self.dim, "vector and centroid dimensions differ");
         let mut acc = vec![0f32; self.k];
         let (mut a, mut d) = (u32::MAX, 0f32);
-        nearest_transposed(&self.t, self.k, v, &mut acc, &mut a, &mut d);
+        nearest_transposed(&self.t, v, &mut acc, &mut a, &mut d);
         (a, d)
     }
 }
 
-/// Writes the nearest of the `k` transposed centroids `t` to `row` into
-/// `a`/`d`; returns whether `a` changed.
+/// Writes the nearest of the `acc.len()` transposed centroids `t` to `row`
+/// into `a`/`d`; returns whether `a` changed.
 #[inline]
-fn nearest_transposed(
-    t: &[f32],
-    k: usize,
-    row: &[f32],
-    acc: &mut [f32],
-    a: &mut u32,
-    d: &mut f32,
-) -> bool {
-    acc.fill(0.0);
-    for (&x, col) in row.iter().zip(t.chunks_exact(k)) {
-        for (s, &c) in acc.iter_mut().zip(col) {
-            let diff = x - c;
-            *s += diff * diff;
-        }
-    }
+fn nearest_transposed(t: &[f32], row: &[f32], acc: &mut [f32], a: &mut u32, d: &mut f32) -> bool {
+    columns_l2(t, row, acc);
     let mut best = (0u32, f32::INFINITY);
     for (c, &s) in acc.iter().enumerate() {
         if s < best.1 {

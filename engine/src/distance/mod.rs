@@ -190,6 +190,34 @@ element!(half::f16, ElementType::F16, l2_f16, dot_f16, cos_f16);
 element!(u8, ElementType::U8, l2_u8, dot_u8, cos_u8);
 element!(i8, ElementType::I8, l2_i8, dot_i8, cos_i8);
 
+/// Whether the AVX-512 column kernels can run here, detected once.
+fn columns_avx512() -> bool {
+    static AVX512: OnceLock<bool> = OnceLock::new();
+    *AVX512.get_or_init(|| SimdLevel::Avx512.is_supported())
+}
+
+/// A column-major matrix times a vector: `out[i] = Σ_j x[j] · cols[j k + i]`
+/// with `k = out.len()`; panics unless `cols.len() == x.len() · k`. Every
+/// RaBitQ code and query is rotated through it.
+pub fn columns_dot(cols: &[f32], x: &[f32], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if columns_avx512() {
+        return x86::columns::dot(cols, x, out);
+    }
+    scalar::columns_dot(cols, x, out)
+}
+
+/// The squared l2 distance from `x` to every row of a transposed matrix:
+/// `out[i] = Σ_j (x[j] − cols[j k + i])²`, shapes as in [`columns_dot`].
+/// What k-means assignment and each RaBitQ code's centroid search run on.
+pub fn columns_l2(cols: &[f32], x: &[f32], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if columns_avx512() {
+        return x86::columns::l2(cols, x, out);
+    }
+    scalar::columns_l2(cols, x, out)
+}
+
 /// `Σ_j c_j q_j` over a stream of packed `B`-bit unsigned codes `c` (bit
 /// `b` of component `j` is bit `B j + b` of the stream, least significant
 /// bit of each byte first) and an `i8` vector `q` whose length is a
@@ -260,6 +288,52 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn column_kernels_agree_with_the_reference() {
+        for (k, dim) in [
+            (0, 3),
+            (1, 0),
+            (1, 1),
+            (15, 7),
+            (16, 128),
+            (17, 5),
+            (128, 128),
+            (129, 64),
+            (256, 128),
+            (300, 9),
+        ] {
+            let cols: Vec<f32> = (0..k * dim)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
+                .collect();
+            let x: Vec<f32> = (0..dim)
+                .map(|j| ((j * 11 % 13) as f32 - 6.0) / 3.0)
+                .collect();
+            for (got, want) in [
+                (
+                    columns_dot as fn(&[f32], &[f32], &mut [f32]),
+                    scalar::columns_dot as fn(&[f32], &[f32], &mut [f32]),
+                ),
+                (columns_l2, scalar::columns_l2),
+            ] {
+                let (mut a, mut b) = (vec![f32::NAN; k], vec![f32::NAN; k]);
+                got(&cols, &x, &mut a);
+                want(&cols, &x, &mut b);
+                for (i, (p, q)) in a.iter().zip(&b).enumerate() {
+                    assert!(
+                        (p - q).abs() <= 1e-4 * q.abs().max(1.0),
+                        "k {k} dim {dim} row {i}: {p} vs {q}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "matrix shape")]
+    fn column_kernels_refuse_a_wrong_shape() {
+        columns_dot(&[1.0; 10], &[1.0; 3], &mut [0.0; 4]);
     }
 
     #[test]

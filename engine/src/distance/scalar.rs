@@ -149,3 +149,31 @@ pub(crate) fn packed_dot(bits: u8, codes: &[u8], query: &[i8]) -> i32 {
         })
         .sum()
 }
+
+/// `out[i] = Σ_j x[j] · cols[j k + i]` with `k = out.len()`: the reference
+/// of `super::columns_dot`.
+pub(crate) fn columns_dot(cols: &[f32], x: &[f32], out: &mut [f32]) {
+    columns(cols, x, out, |xj, c| xj * c);
+}
+
+/// `out[i] = Σ_j (x[j] − cols[j k + i])²`: the reference of
+/// `super::columns_l2`.
+pub(crate) fn columns_l2(cols: &[f32], x: &[f32], out: &mut [f32]) {
+    columns(cols, x, out, |xj, c| (xj - c) * (xj - c));
+}
+
+/// A sum of `term(x_j, c_ji)` per row, one column at a time: the inner loop
+/// has no reduction and autovectorises at any level.
+#[inline(always)]
+fn columns(cols: &[f32], x: &[f32], out: &mut [f32], term: impl Fn(f32, f32) -> f32) {
+    assert_eq!(cols.len(), x.len() * out.len(), "matrix shape");
+    out.fill(0.0);
+    if out.is_empty() {
+        return;
+    }
+    for (&xj, col) in x.iter().zip(cols.chunks_exact(out.len())) {
+        for (o, &c) in out.iter_mut().zip(col) {
+            *o += term(xj, c);
+        }
+    }
+}

@@ -789,3 +789,109 @@ pub(super) mod packed {
         dot_u4 => dot_u4_inner: 4,
     );
 }
+
+/// Column-major matrix times vector for the AVX-512 level: `out[i] =
+/// Σ_j x_j c_ji` ([`columns::dot`]) or `Σ_j (x_j − c_ji)²`
+/// ([`columns::l2`]). Rows go in groups of `16 ×` [`columns::GROUP`], whose
+/// sums stay in registers across every column, so each matrix element is
+/// loaded once and no partial sum goes through memory; the portable loop
+/// loads and stores its sums once per multiply-add.
+pub(super) mod columns {
+    use super::*;
+
+    /// 16-row blocks per group: 8 accumulators of the 32 registers.
+    const GROUP: usize = 8;
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    fn load(x: &[f32; 16]) -> __m512 {
+        // SAFETY: `x` is 64 readable bytes; `loadu` has no alignment needs.
+        unsafe { _mm512_loadu_ps(x.as_ptr()) }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    fn store(out: &mut [f32; 16], v: __m512) {
+        // SAFETY: `out` is 64 writable bytes; `storeu` has no alignment needs.
+        unsafe { _mm512_storeu_ps(out.as_mut_ptr(), v) }
+    }
+
+    /// The `16 N` rows from `first` on, of a matrix with `k` rows.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    fn rows<const N: usize, const L2: bool>(
+        cols: &[f32],
+        x: &[f32],
+        k: usize,
+        first: usize,
+        out: &mut [[f32; 16]; N],
+    ) {
+        let mut acc = [_mm512_setzero_ps(); N];
+        for (j, &xj) in x.iter().enumerate() {
+            let xv = _mm512_set1_ps(xj);
+            let start = j * k + first;
+            let (col, _) = cols[start..start + 16 * N].as_chunks::<16>();
+            for (a, c) in acc.iter_mut().zip(col) {
+                let c = load(c);
+                *a = if L2 {
+                    let d = _mm512_sub_ps(xv, c);
+                    _mm512_fmadd_ps(d, d, *a)
+                } else {
+                    _mm512_fmadd_ps(xv, c, *a)
+                };
+            }
+        }
+        for (o, a) in out.iter_mut().zip(acc) {
+            store(o, a);
+        }
+    }
+
+    /// # Safety
+    /// The CPU must support AVX-512F and BW. Slices are indexed with
+    /// bounds checks, so a wrong shape panics rather than reads out of
+    /// bounds.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    unsafe fn columns_inner<const L2: bool>(cols: &[f32], x: &[f32], out: &mut [f32]) {
+        let k = out.len();
+        let (blocks, tail) = out.as_chunks_mut::<16>();
+        let (groups, rest) = blocks.as_chunks_mut::<GROUP>();
+        let mut first = 0;
+        for g in groups {
+            rows::<GROUP, L2>(cols, x, k, first, g);
+            first += 16 * GROUP;
+        }
+        for b in rest {
+            rows::<1, L2>(cols, x, k, first, core::array::from_mut(b));
+            first += 16;
+        }
+        for (i, o) in tail.iter_mut().enumerate() {
+            *o = x
+                .iter()
+                .enumerate()
+                .map(|(j, &xj)| {
+                    let c = cols[j * k + first + i];
+                    if L2 { (xj - c) * (xj - c) } else { xj * c }
+                })
+                .sum();
+        }
+    }
+
+    macro_rules! column_wrappers {
+        ($($name:ident => $l2:literal),* $(,)?) => {
+            $(
+                #[doc = concat!("Safe wrapper of `columns_inner` (`L2 = ", stringify!($l2), "`).")]
+                pub(in crate::distance) fn $name(cols: &[f32], x: &[f32], out: &mut [f32]) {
+                    assert_eq!(cols.len(), x.len() * out.len(), "matrix shape");
+                    debug_assert!(super::avx512_detected(), "CPU lacks AVX-512");
+                    // SAFETY: this wrapper is private to `crate::distance`,
+                    // whose dispatch calls it only after `avx512_detected`
+                    // confirmed the features at run time; every slice access
+                    // in the kernel is bounds-checked.
+                    unsafe { columns_inner::<$l2>(cols, x, out) }
+                }
+            )*
+        };
+    }
+
+    column_wrappers!(dot => false, l2 => true);
+}

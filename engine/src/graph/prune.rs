@@ -7,6 +7,13 @@
 //! so the extra edges cost no I/O and let one page read score more
 //! neighbours.
 //!
+//! Selecting a candidate updates the occlusion of the candidates after it
+//! only, as DiskANN's `occlude_list` does: one that an earlier round passed
+//! over keeps the factor it had, and a later round at a larger alpha may
+//! still take it. Updating every candidate (this module's rule until
+//! session 17) cost about twice the distances per prune, and RobustPrune
+//! took most of a build's distances (benches/RESULTS.md, session 17).
+//!
 //! Invariant: the output is a subset of the candidates, without repeats, at
 //! most `max_degree` long; the diverse selection comes first, in candidate
 //! order (ascending distance to the pruned node), then any saturation
@@ -94,7 +101,10 @@ pub(crate) fn robust_prune(
             if out.len() >= max_degree {
                 return;
             }
-            for (j, c) in candidates.iter().enumerate() {
+            // Only the candidates after `s` (DiskANN's `occlude_list`):
+            // one before it that a round passed over is not occluded again
+            // by nodes selected later, which halves the distances.
+            for (j, c) in candidates.iter().enumerate().skip(i + 1) {
                 let fj = factors[j];
                 // Candidates already occluded beyond the final alpha can
                 // never return; skip their distance computations.
@@ -203,6 +213,34 @@ mod tests {
         );
         assert_eq!(three.len(), 3);
         assert_eq!(three[0], cands[0].id);
+    }
+
+    /// DiskANN's rule: a candidate passed over in the first round is not
+    /// occluded again by one selected after it, so the second round takes it.
+    #[test]
+    fn later_selections_do_not_occlude_earlier_candidates() {
+        // Distances to the pruned node: a 1.0, b 2.2, c 3.0. a occludes b by
+        // a factor of 1.1 (dropped at alpha 1, kept at 1.2); a does not
+        // occlude c; c would occlude b by 2.2 if it were asked.
+        let cands =
+            [(0u32, 1.0f32), (1, 2.2), (2, 3.0)].map(|(id, distance)| Neighbour { id, distance });
+        let mut between = |a: u32, b: u32| match (a.min(b), a.max(b)) {
+            (0, 1) => 2.0,
+            (0, 2) => 4.0,
+            _ => 1.0,
+        };
+        let mut out = Vec::new();
+        robust_prune(
+            Metric::L2,
+            &cands,
+            1.2,
+            8,
+            false,
+            &mut between,
+            &mut Vec::new(),
+            &mut out,
+        );
+        assert_eq!(out, vec![0, 2, 1]);
     }
 
     #[test]

@@ -190,6 +190,14 @@ impl<T: Element, V: VectorSet<T> + ?Sized> VectorSet<T> for Subset<'_, V> {
 }
 
 impl UpperLayers {
+    /// The nodes above the base layer among `n`, ascending: whose rows
+    /// [`UpperLayers::build_from_tall_rows`] needs.
+    pub fn tall_ids(n: usize, params: &UpperParams) -> Vec<u32> {
+        (0..n.min(u32::MAX as usize) as u32)
+            .filter(|&i| level_of(i, params.max_degree, params.seed) >= 1)
+            .collect()
+    }
+
     /// Draws every node's level and builds each level's graph over the
     /// full vectors. `params.max_degree` must be in `2..=65535`.
     pub fn build<T: Element, V: VectorSet<T> + ?Sized>(
@@ -197,7 +205,24 @@ impl UpperLayers {
         metric: Metric,
         params: &UpperParams,
     ) -> Result<Self> {
-        let n = vectors.len();
+        let tall = Self::tall_ids(vectors.len(), params);
+        let rows = Subset {
+            base: vectors,
+            ids: &tall,
+        };
+        Self::build_from_tall_rows(&rows, vectors.len(), metric, params)
+    }
+
+    /// As [`UpperLayers::build`] over `n` nodes, given only the rows of
+    /// the tall ones: `rows.get(i)` is the vector of node
+    /// `tall_ids(n, params)[i]`. A segment build reads just these (one in
+    /// `M`) and addresses them by position, with no lookup per distance.
+    pub fn build_from_tall_rows<T: Element, V: VectorSet<T> + ?Sized>(
+        rows: &V,
+        n: usize,
+        metric: Metric,
+        params: &UpperParams,
+    ) -> Result<Self> {
         if !(2..=usize::from(u16::MAX)).contains(&params.max_degree) {
             return Err(EngineError::InvalidArgument(format!(
                 "upper-layer degree must be in 2..=65535, got {}",
@@ -210,28 +235,34 @@ impl UpperLayers {
             )));
         }
         // (id, level) of every node above the base layer, ascending by id.
-        let tall: Vec<(u32, usize)> = (0..n as u32)
-            .filter_map(|i| {
-                let l = level_of(i, params.max_degree, params.seed);
-                (l >= 1).then_some((i, l))
-            })
+        let tall: Vec<(u32, usize)> = Self::tall_ids(n, params)
+            .into_iter()
+            .map(|i| (i, level_of(i, params.max_degree, params.seed)))
             .collect();
+        if rows.len() != tall.len() {
+            return Err(EngineError::InvalidArgument(format!(
+                "{} rows for the {} nodes above the base layer",
+                rows.len(),
+                tall.len()
+            )));
+        }
         let top = tall.iter().map(|&(_, l)| l).max().unwrap_or(0);
         let mut levels = Vec::with_capacity(top);
         let mut entry = NO_ENTRY;
         for l in 1..=top {
-            let nodes: Vec<u32> = tall
+            let (positions, nodes): (Vec<u32>, Vec<u32>) = tall
                 .iter()
-                .filter(|&&(_, lv)| lv >= l)
-                .map(|&(i, _)| i)
-                .collect();
+                .enumerate()
+                .filter(|&(_, &(_, lv))| lv >= l)
+                .map(|(at, &(i, _))| (at as u32, i))
+                .unzip();
             let build = BuildParams {
                 seed: params.seed ^ l as u64,
                 ..BuildParams::vamana(params.max_degree, params.list_size.max(1))
             };
             let sub = Subset {
-                base: vectors,
-                ids: &nodes,
+                base: rows,
+                ids: &positions,
             };
             let g = build_graph(&sub, metric, &build, &|_, _| {})?;
             let mut offsets = Vec::with_capacity(nodes.len() + 1);

@@ -12,7 +12,7 @@
 //! the codes and the permutation, `n * (4R + 2 + code_len + 12)` bytes, plus
 //! whatever the sharded graph build is allowed: the rest of the budget.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -24,13 +24,12 @@ use rayon::prelude::*;
 use zerocopy::{FromZeros, IntoBytes};
 
 use super::node::NodeLayout;
-use crate::graph::upper::level_of;
 use crate::graph::{
     BuildParams, Builder, Graph, ShardedParams, UpperLayers, UpperParams, VectorSource,
     block_order, build_sharded, connect_unreachable, same_page_fraction,
 };
 use crate::quant::{BuildCodes, Quantizer, QuantizerKind};
-use crate::vectors::{FlatVectors, VectorSet, Widen};
+use crate::vectors::{FlatVectors, Widen};
 use crate::{EngineError, Result};
 
 /// What `omen-build` can tune.
@@ -359,12 +358,14 @@ pub fn build_segment<T: Widen + DatasetElement>(
         .ok_or_else(|| budget_error(options.memory_budget, n, resident))?;
     // The upper layers are built after the shards have been freed and
     // before the codes exist, in the room both leave.
-    let upper_seed = options.seed ^ 0x0550_0E4E;
-    let tall = (0..n as u32)
-        .filter(|&id| level_of(id, options.upper_degree, upper_seed) >= 1)
-        .count();
-    let upper_bytes =
-        tall.saturating_mul(dim * size_of::<T>() + upper_node_bytes(options.upper_degree));
+    let upper_params = UpperParams {
+        seed: options.seed ^ 0x0550_0E4E,
+        ..UpperParams::new(options.upper_degree)
+    };
+    let tall_ids = UpperLayers::tall_ids(n, &upper_params);
+    let upper_bytes = tall_ids
+        .len()
+        .saturating_mul(dim * size_of::<T>() + upper_node_bytes(options.upper_degree));
     if upper_bytes > graph_budget + n.saturating_mul(code_len) {
         return Err(budget_error(
             options.memory_budget,
@@ -406,22 +407,26 @@ pub fn build_segment<T: Widen + DatasetElement>(
         None => build_sharded(&Rows(input), metric, &sharded, &graph_progress, &mut emit)?,
     };
     graph.set_entry(summary.entry);
-    if metric != Metric::InnerProduct {
+    tracing::debug!(seconds = timer.elapsed(), "graph built and emitted");
+    if metric != Metric::InnerProduct && summary.shards > 1 {
         // Under inner product unreachable nodes are legitimate (routing
-        // climbs towards large norms) and forcing edges hurts recall.
+        // climbs towards large norms) and forcing edges hurts recall. A
+        // single shard was connected by `build_graph` already (a second
+        // pass over 10M nodes took 8 s); a merge of shards was not.
         connect_unreachable(&mut graph);
     }
 
     // 4. Upper layers over the nodes whose HNSW level is at least 1.
     timer.start(BuildPhase::UpperLayers);
-    let upper_params = UpperParams {
-        seed: upper_seed,
-        ..UpperParams::new(options.upper_degree)
-    };
-    let tall = SparseRows::read(input, |id| {
-        level_of(id, upper_params.max_degree, upper_params.seed) >= 1
-    })?;
-    let upper = UpperLayers::build(&tall, metric, &upper_params)?;
+    let tall = read_rows_of(input, &tall_ids)?;
+    let tall_rows = FlatVectors::new(&tall, dim)
+        .ok_or_else(|| EngineError::InvalidArgument(format!("dimension {dim}")))?;
+    tracing::debug!(
+        rows = tall_ids.len(),
+        seconds = timer.elapsed(),
+        "upper-layer rows read"
+    );
+    let upper = UpperLayers::build_from_tall_rows(&tall_rows, n, metric, &upper_params)?;
     drop(tall);
     progress(BuildPhase::UpperLayers, 1, 1);
 
@@ -825,56 +830,36 @@ impl<T: Widen + DatasetElement> VectorSource<i8> for CodedRows<'_, T> {
     fn dim(&self) -> usize {
         self.input.dim()
     }
+    /// Blocks in parallel: a one-shard build reads its whole input here
+    /// (5 GB at 10M × 128), and the encoding keeps a core busy.
     fn read_rows(&self, first: usize, out: &mut [i8]) -> Result<()> {
         let dim = self.input.dim().max(1);
-        let mut rows = vec![T::ZERO; CODED_BLOCK_ROWS.min(out.len() / dim) * dim];
-        let mut wide = Vec::with_capacity(dim);
-        for (k, block) in out.chunks_mut(CODED_BLOCK_ROWS * dim).enumerate() {
-            let rows = &mut rows[..block.len()];
-            self.input.read_rows(first + k * CODED_BLOCK_ROWS, rows)?;
-            self.codes.encode(rows, block, &mut wide);
-        }
-        Ok(())
+        let block_rows = CODED_BLOCK_ROWS.min(out.len() / dim).max(1);
+        out.par_chunks_mut(CODED_BLOCK_ROWS * dim)
+            .enumerate()
+            .try_for_each_init(
+                || (vec![T::ZERO; block_rows * dim], Vec::with_capacity(dim)),
+                |(rows, wide), (k, block)| {
+                    let rows = &mut rows[..block.len()];
+                    self.input.read_rows(first + k * CODED_BLOCK_ROWS, rows)?;
+                    self.codes.encode(rows, block, wide);
+                    Ok(())
+                },
+            )
     }
 }
 
-/// The rows of a few selected ids, copied into RAM and addressed by their
-/// ids in the whole input: what the upper-layer builder reads.
-struct SparseRows<T> {
-    len: usize,
-    dim: usize,
-    index: HashMap<u32, usize>,
-    data: Vec<T>,
-}
-
-impl<T: Widen + DatasetElement> SparseRows<T> {
-    fn read(input: &dyn BuildRows<T>, keep: impl Fn(u32) -> bool) -> Result<Self> {
-        let ids: Vec<u32> = (0..input.len() as u32).filter(|&id| keep(id)).collect();
-        let dim = input.dim();
-        let mut data = vec![T::ZERO; ids.len() * dim];
-        data.par_chunks_mut(dim)
-            .zip(ids.par_iter())
-            .try_for_each(|(row, &id)| input.read_rows(id as usize, row))?;
-        Ok(SparseRows {
-            len: input.len(),
-            dim,
-            index: ids.iter().enumerate().map(|(i, &id)| (id, i)).collect(),
-            data,
-        })
-    }
-}
-
-impl<T: Widen + DatasetElement> VectorSet<T> for SparseRows<T> {
-    fn len(&self) -> usize {
-        self.len
-    }
-    fn dim(&self) -> usize {
-        self.dim
-    }
-    fn get(&self, id: usize) -> &[T] {
-        let at = self.index[&(id as u32)] * self.dim;
-        &self.data[at..at + self.dim]
-    }
+/// The rows of `ids`, in that order, copied into RAM.
+fn read_rows_of<T: Widen + DatasetElement>(
+    input: &dyn BuildRows<T>,
+    ids: &[u32],
+) -> Result<Vec<T>> {
+    let dim = input.dim();
+    let mut data = vec![T::ZERO; ids.len() * dim];
+    data.par_chunks_mut(dim)
+        .zip(ids.par_iter())
+        .try_for_each(|(row, &id)| input.read_rows(id as usize, row))?;
+    Ok(data)
 }
 
 #[derive(Default)]
@@ -884,6 +869,10 @@ struct PhaseTimer {
 }
 
 impl PhaseTimer {
+    /// Seconds into the current phase.
+    fn elapsed(&self) -> f64 {
+        self.current.map_or(0.0, |(_, t)| t.elapsed().as_secs_f64())
+    }
     fn start(&mut self, phase: BuildPhase) {
         self.stop();
         self.current = Some((phase, Instant::now()));

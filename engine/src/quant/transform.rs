@@ -7,6 +7,7 @@
 //! vectors.
 
 use crate::cluster::rng::SplitMix64;
+use crate::distance::columns_dot;
 
 /// Scales `v` to unit length in place; a zero vector stays zero (cosine
 /// distance treats it as orthogonal to everything, distance 1).
@@ -83,17 +84,11 @@ impl Rotation {
         &self.cols
     }
 
-    /// `out = R x`. Written as a sum of scaled columns (an axpy per input
-    /// component), whose inner loop has no reduction and autovectorises.
+    /// `out = R x`, column by column (see [`columns_dot`]).
     pub(crate) fn apply(&self, x: &[f32], out: &mut [f32]) {
         assert_eq!(x.len(), self.dim, "rotation input length");
         assert_eq!(out.len(), self.padded, "rotation output length");
-        out.fill(0.0);
-        for (&xj, col) in x.iter().zip(self.cols.chunks_exact(self.padded)) {
-            for (o, &c) in out.iter_mut().zip(col) {
-                *o += xj * c;
-            }
-        }
+        columns_dot(&self.cols, x, out);
     }
 }
 

@@ -167,16 +167,83 @@ impl RaBitQuantizer {
 /// The grid point (codes `0..2^B`, value `code - (2^B - 1) / 2`) whose
 /// direction is closest to the unit vector `u`. One bit is the sign; more
 /// bits search the scale, since the best uniform grid clips the largest
-/// components rather than spanning them.
+/// components rather than spanning them: exactly for up to
+/// [`EXACT_MAX_BITS`] bits, by sampled clipping points above.
 fn grid_point(u: &[f32], bits: u8) -> Vec<u8> {
-    if bits == 1 {
-        return u.iter().map(|&x| u8::from(x >= 0.0)).collect();
+    match bits {
+        1 => u.iter().map(|&x| u8::from(x >= 0.0)).collect(),
+        2..=EXACT_MAX_BITS => exact_grid_point(u, bits),
+        _ => sampled_grid_point(u, bits),
     }
+}
+
+/// Widest codes whose scale [`exact_grid_point`] searches exactly: it sorts
+/// `D (2^(B-1) - 1)` breakpoints, `D` at two bits and `3 D` at three, fewer
+/// operations than the `2 (CLIP_STEPS + 1)` passes over `D` components of
+/// the sampled search; at four bits and more the sort would cost more.
+const EXACT_MAX_BITS: u8 = 3;
+
+/// The grid point of largest cosine with `u` over every scale. The scale
+/// `t` of the grid (`code = floor(t x) + half`, clamped) sets each
+/// component's magnitude `|v| = min(floor(t |x|), half - 1) + 1/2`, which
+/// steps up by one at `t = k / |x|` for `k = 1 .. half - 1`; between two such
+/// breakpoints the cosine is constant. So the sweep sorts the breakpoints,
+/// raises one component at a time (`Σ v x` grows by `|x|`, `Σ v²` by
+/// `2 k`), and keeps the best prefix, the exact optimum that the sampled
+/// clipping points of [`sampled_grid_point`] approach: at two bits the
+/// encoding phase of a 1M × 128 build spent half its time in that search
+/// (benches/RESULTS.md, session 17).
+fn exact_grid_point(u: &[f32], bits: u8) -> Vec<u8> {
+    let half = 1u16 << (bits - 1);
+    let mut breakpoints: Vec<(f32, u16)> = Vec::with_capacity(u.len() * usize::from(half - 1));
+    for (i, &x) in u.iter().enumerate() {
+        let a = x.abs();
+        if a > 0.0 {
+            breakpoints.extend((1..half).map(|k| (f32::from(k) / a, i as u16)));
+        }
+    }
+    breakpoints.sort_unstable_by(|p, q| p.0.total_cmp(&q.0).then(p.1.cmp(&q.1)));
+    let mut level = vec![0u16; u.len()];
+    let mut vu: f64 = u.iter().map(|&x| 0.5 * f64::from(x.abs())).sum();
+    let mut vv = 0.25 * u.len() as f64;
+    let (mut best, mut best_cos) = (0, vu / vv.sqrt());
+    for (e, &(_, i)) in breakpoints.iter().enumerate() {
+        let i = usize::from(i);
+        let (Some(l), Some(&x)) = (level.get_mut(i), u.get(i)) else {
+            continue;
+        };
+        *l += 1;
+        vu += f64::from(x.abs());
+        vv += 2.0 * f64::from(*l);
+        let cos = vu / vv.sqrt();
+        if cos > best_cos {
+            (best, best_cos) = (e + 1, cos);
+        }
+    }
+    level.fill(0);
+    for &(_, i) in breakpoints.iter().take(best) {
+        if let Some(l) = level.get_mut(usize::from(i)) {
+            *l += 1;
+        }
+    }
+    u.iter()
+        .zip(&level)
+        .map(|(&x, &l)| {
+            // Non-negative components sit above the centre, as `grid_code`
+            // places zero.
+            let code = if x >= 0.0 { half + l } else { half - 1 - l };
+            code as u8
+        })
+        .collect()
+}
+
+/// The grid point of best cosine among sampled clipping points: coarse
+/// steps over the whole range, then fine steps around the best.
+fn sampled_grid_point(u: &[f32], bits: u8) -> Vec<u8> {
     let top = (1i32 << bits) - 1;
     let half = 1i32 << (bits - 1);
     let sigma = 1.0 / (u.len() as f32).sqrt();
     let scale = |clip: f32| half as f32 / (clip * sigma);
-    // Coarse steps over the whole range, then fine steps around the best.
     let coarse = (CLIP_MAX - CLIP_MIN) / CLIP_STEPS as f32;
     let mut best = (f32::NEG_INFINITY, CLIP_MIN);
     for step in 0..=CLIP_STEPS {
@@ -265,6 +332,39 @@ mod tests {
         };
         let (c1, c2, c4) = (cosine(1), cosine(2), cosine(4));
         assert!(c1 > 0.7 && c2 > c1 && c4 > c2 && c4 < 1.0, "{c1} {c2} {c4}");
+    }
+
+    /// The exact sweep finds a grid point at least as close in direction
+    /// as every sampled clipping point, and a valid one: codes in range,
+    /// on the side of each component's sign.
+    #[test]
+    fn exact_grid_point_is_never_worse_than_the_sampled_search() {
+        let mut rng = crate::rng::SplitMix64::new(17);
+        for trial in 0..200 {
+            let dim = [1, 2, 7, 64, 128, 200][trial % 6];
+            let mut u: Vec<f32> = (0..dim).map(|_| rng.normal() as f32).collect();
+            if trial % 7 == 0 {
+                u[0] = 0.0;
+            }
+            let norm = u.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-30);
+            u.iter_mut().for_each(|x| *x /= norm);
+            for bits in 2..=EXACT_MAX_BITS {
+                let cosine = |codes: &[u8]| {
+                    let level = ((1u32 << bits) - 1) as f64 / 2.0;
+                    let v: Vec<f64> = codes.iter().map(|&c| f64::from(c) - level).collect();
+                    let vu: f64 = v.iter().zip(&u).map(|(a, &b)| a * f64::from(b)).sum();
+                    vu / v.iter().map(|x| x * x).sum::<f64>().sqrt()
+                };
+                let exact = exact_grid_point(&u, bits);
+                let sampled = sampled_grid_point(&u, bits);
+                assert!(exact.iter().all(|&c| c < 1 << bits));
+                for (&c, &x) in exact.iter().zip(&u) {
+                    assert_eq!(c >= 1 << (bits - 1), x >= 0.0, "{c} for {x}");
+                }
+                let (ce, cs) = (cosine(&exact), cosine(&sampled));
+                assert!(ce >= cs - 1e-6, "dim {dim} bits {bits}: {ce} < {cs}");
+            }
+        }
     }
 
     #[test]
