@@ -5,7 +5,7 @@ use std::path::Path;
 
 use omendb::engine::ground_truth::{GroundTruthParams, exact_knn};
 use omendb::engine::index::{BuildOptions, SearchParams, Segment, SegmentOptions, build_segment};
-use omendb::engine::io::IoMode;
+use omendb::engine::io::{IoMode, IoWait};
 use omendb::engine::synth::{SynthConfig, write_dataset};
 use omendb::engine::vectors::Widen;
 use omendb::format::dataset::{DatasetElement, Neighbors, VectorFile};
@@ -178,18 +178,18 @@ fn exact_when_ef_covers_the_whole_dataset() {
 
 /// Pages are put in hand in request order, whatever order the device
 /// completes them in, so a query's walk is a function of its data alone:
-/// io_uring (several reads in flight, completing in any order) and the page
-/// cache (every read complete at the first wait) read the same pages and
-/// return the same hits.
+/// io_uring (several reads in flight, completing in any order, waited for
+/// asleep or spinning) and the page cache (every read complete at the first
+/// wait) read the same pages and return the same hits.
 #[test]
 fn the_walk_does_not_depend_on_io_timing() {
     let dir = tempfile::tempdir().unwrap();
     let (path, queries, _) = l2_fixture(dir.path(), 3000, 24);
     let depth = SegmentOptions::default().queue_depth;
-    let (direct, mmap) = (
-        open_with(&path, IoMode::Direct, depth),
-        open_with(&path, IoMode::Mmap, depth),
-    );
+    let mmap = open_with(&path, IoMode::Mmap, depth);
+    let direct = open_with(&path, IoMode::Direct, depth);
+    let spinning = open_spinning(&path, depth);
+    assert_eq!(spinning.io_wait(), IoWait::Spin);
     for beam_width in [2, 4, 8] {
         let params = SearchParams {
             ef: 24,
@@ -197,14 +197,16 @@ fn the_walk_does_not_depend_on_io_timing() {
             ..SearchParams::default()
         };
         for (q, query) in queries.iter().enumerate() {
-            let (a, sa) = direct.search(query, 10, &params).unwrap();
             let (b, sb) = mmap.search(query, 10, &params).unwrap();
-            assert_eq!(a, b, "query {q}, beam {beam_width}");
-            assert_eq!(
-                (sa.pages_read, sa.code_distances, sa.exact_distances),
-                (sb.pages_read, sb.code_distances, sb.exact_distances),
-                "query {q}, beam {beam_width}"
-            );
+            for (segment, wait) in [(&direct, "sleeping"), (&spinning, "spinning")] {
+                let (a, sa) = segment.search(query, 10, &params).unwrap();
+                assert_eq!(a, b, "query {q}, beam {beam_width}, {wait}");
+                assert_eq!(
+                    (sa.pages_read, sa.code_distances, sa.exact_distances),
+                    (sb.pages_read, sb.code_distances, sb.exact_distances),
+                    "query {q}, beam {beam_width}, {wait}"
+                );
+            }
         }
     }
 }
@@ -218,22 +220,30 @@ fn time_waiting_for_pages_is_part_of_the_query_time() {
     let dir = tempfile::tempdir().unwrap();
     let (path, queries, _) = l2_fixture(dir.path(), 3000, 24);
     let depth = SegmentOptions::default().queue_depth;
-    for mode in [IoMode::Direct, IoMode::Mmap] {
-        let segment = open_with(&path, mode, depth);
+    for (mode, spin) in [
+        (IoMode::Direct, false),
+        (IoMode::Direct, true),
+        (IoMode::Mmap, false),
+    ] {
+        let segment = if spin {
+            open_spinning(&path, depth)
+        } else {
+            open_with(&path, mode, depth)
+        };
         for query in &queries {
             let started = std::time::Instant::now();
             let (_, stats) = segment.search(query, 10, &SearchParams::default()).unwrap();
             let elapsed = u64::try_from(started.elapsed().as_nanos()).unwrap();
-            assert!(stats.pages_read > 0, "{mode:?}: {stats:?}");
+            assert!(stats.pages_read > 0, "{mode:?} (spin {spin}): {stats:?}");
             assert!(
                 stats.wait_nanos + stats.submit_nanos <= elapsed,
-                "{mode:?}: {stats:?} in a query of {elapsed} ns"
+                "{mode:?} (spin {spin}): {stats:?} in a query of {elapsed} ns"
             );
             // Through mmap every group is handed over at a wait; through
             // io_uring, at least the first read must be waited for.
             assert!(
                 stats.rounds > 0 && stats.wait_nanos > 0,
-                "{mode:?}: {stats:?}"
+                "{mode:?} (spin {spin}): {stats:?}"
             );
             // Only io_uring hands reads over before it waits for them.
             match mode {
@@ -524,6 +534,20 @@ fn corrupt_node_page_is_detected_at_read() {
 /// wherever io_uring or O_DIRECT is missing.
 fn open_mmap(path: &std::path::Path) -> Segment {
     open_with(path, IoMode::Mmap, SegmentOptions::default().queue_depth)
+}
+
+/// Opens `path` for io_uring reads waited for by spinning.
+fn open_spinning(path: &std::path::Path, queue_depth: usize) -> Segment {
+    Segment::open(
+        path,
+        &SegmentOptions {
+            io: IoMode::Direct,
+            io_wait: IoWait::Spin,
+            queue_depth,
+            ..SegmentOptions::default()
+        },
+    )
+    .unwrap()
 }
 
 /// Opens `path` with the I/O path and the ring depth (reads in flight) a

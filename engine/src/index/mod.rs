@@ -22,7 +22,7 @@ pub use build::{
 pub use node::NodeLayout;
 pub use segment::{FILTER_LIST_FACTOR, Segment};
 
-use crate::io::IoMode;
+use crate::io::{IoMode, IoWait};
 use crate::{EngineError, Result};
 
 /// Which rows a search may return; rejected rows still guide the walk.
@@ -47,6 +47,9 @@ pub struct SegmentOptions {
     pub io: IoMode,
     /// Most page reads in flight per searching thread.
     pub queue_depth: usize,
+    /// How a searching thread waits for io_uring reads: spinning lowers a
+    /// query's latency for a busy core per searching thread (see [`IoWait`]).
+    pub io_wait: IoWait,
     /// Bytes of RAM for attribute columns: columns are loaded at open, in
     /// schema order, while their decoded size fits; the others are read
     /// from the segment by each filtered query that needs them.
@@ -58,6 +61,7 @@ impl Default for SegmentOptions {
         SegmentOptions {
             io: IoMode::Auto,
             queue_depth: 32,
+            io_wait: IoWait::Sleep,
             attribute_budget: 256 << 20,
         }
     }

@@ -13,7 +13,7 @@ use omen_format::FormatError;
 use omen_format::mmap::MappedFile;
 use omen_format::segment::layout::PAGE_SIZE;
 
-use crate::io::{IoMode, UringReader};
+use crate::io::{IoMode, IoWait, UringReader};
 use crate::{EngineError, Result};
 
 /// Reads raw pages of one segment file.
@@ -26,18 +26,20 @@ pub(crate) enum PageSource {
         /// there is one ring per concurrently searching thread.
         pool: Mutex<Vec<UringReader>>,
         depth: usize,
+        wait: IoWait,
     },
     Mmap(MappedFile),
 }
 
 impl PageSource {
     /// Opens `path` for page reads in `mode`; `Auto` tries io_uring with
-    /// `O_DIRECT` first and falls back to mmap, logging why.
-    pub(crate) fn open(path: &Path, mode: IoMode, depth: usize) -> Result<Self> {
+    /// `O_DIRECT` first and falls back to mmap, logging why. `wait` applies
+    /// to io_uring only (page-cache reads do not wait for completions).
+    pub(crate) fn open(path: &Path, mode: IoMode, depth: usize, wait: IoWait) -> Result<Self> {
         match mode {
             IoMode::Mmap => Self::mmap(path),
-            IoMode::Direct => Self::direct(path, depth),
-            IoMode::Auto => Self::direct(path, depth).or_else(|e| {
+            IoMode::Direct => Self::direct(path, depth, wait),
+            IoMode::Auto => Self::direct(path, depth, wait).or_else(|e| {
                 tracing::warn!(
                     path = %path.display(),
                     "io_uring with O_DIRECT is unavailable ({e}); reading through mmap and the page cache"
@@ -53,7 +55,7 @@ impl PageSource {
         Ok(PageSource::Mmap(map))
     }
 
-    fn direct(path: &Path, depth: usize) -> Result<Self> {
+    fn direct(path: &Path, depth: usize, wait: IoWait) -> Result<Self> {
         let file = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_DIRECT)
@@ -61,13 +63,14 @@ impl PageSource {
             .map_err(|e| FormatError::io(path, e))?;
         let file = Arc::new(file);
         // Probe once so that an unsupported kernel fails here, at open.
-        let reader =
-            UringReader::new(Arc::clone(&file), depth).map_err(|e| FormatError::io(path, e))?;
+        let reader = UringReader::new(Arc::clone(&file), depth, wait)
+            .map_err(|e| FormatError::io(path, e))?;
         Ok(PageSource::Direct {
             path: path.to_path_buf(),
             file,
             pool: Mutex::new(vec![reader]),
             depth,
+            wait,
         })
     }
 
@@ -76,6 +79,15 @@ impl PageSource {
         match self {
             PageSource::Direct { .. } => IoMode::Direct,
             PageSource::Mmap(_) => IoMode::Mmap,
+        }
+    }
+
+    /// How io_uring reads are waited for (`Sleep` for mmap, which does not
+    /// wait for completions).
+    pub(crate) fn wait(&self) -> IoWait {
+        match self {
+            PageSource::Direct { wait, .. } => *wait,
+            PageSource::Mmap(_) => IoWait::Sleep,
         }
     }
 
@@ -92,13 +104,15 @@ impl PageSource {
                 file,
                 pool,
                 depth,
+                wait,
             } => {
                 let taken = pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
-                let reader = match taken {
+                let mut reader = match taken {
                     Some(r) => r,
-                    None => UringReader::new(Arc::clone(file), *depth)
+                    None => UringReader::new(Arc::clone(file), *depth, *wait)
                         .map_err(|e| FormatError::io(path, e))?,
                 };
+                reader.lend();
                 Session::Direct {
                     path,
                     pool,
@@ -252,6 +266,7 @@ impl Drop for PageReads<'_> {
             && let Some(mut reader) = reader.take()
             && reader.drain().is_ok()
         {
+            reader.give_back();
             pool.lock().unwrap_or_else(|p| p.into_inner()).push(reader);
         }
     }

@@ -25,7 +25,7 @@ use super::pages::PageSource;
 use super::search::{AcceptAll, Filtered, Scratch, search};
 use super::{Hit, QueryStats, RowFilter, SearchParams, SegmentOptions};
 use crate::graph::UpperLayers;
-use crate::io::IoMode;
+use crate::io::{IoMode, IoWait};
 use crate::quant::Quantizer;
 use crate::{EngineError, Result};
 
@@ -220,7 +220,7 @@ impl Segment {
         }
 
         let attributes = SegmentAttributes::open(file, options.attribute_budget)?;
-        let pages = PageSource::open(path, options.io, options.queue_depth)?;
+        let pages = PageSource::open(path, options.io, options.queue_depth, options.io_wait)?;
         if options.io == IoMode::Auto {
             tracing::debug!(path = %path.display(), mode = %pages.mode(), "segment opened");
         }
@@ -409,6 +409,12 @@ impl Segment {
     /// The page-reading path in use.
     pub fn io_mode(&self) -> IoMode {
         self.pages.mode()
+    }
+
+    /// How a searching thread waits for io_uring reads (`Sleep` when
+    /// reading through mmap, which has no completions to wait for).
+    pub fn io_wait(&self) -> IoWait {
+        self.pages.wait()
     }
 
     /// The distance the segment was built for.

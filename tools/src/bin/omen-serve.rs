@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use omen_engine::index::SegmentOptions;
+use omen_engine::io::IoWait;
 use omen_sql::catalog::Catalog;
 use omen_sql::exec::Executor;
 use omen_sql::loader::{Loader, Source};
@@ -97,6 +98,11 @@ struct Args {
     /// How long open connections may finish after SIGTERM, in milliseconds.
     #[arg(long, default_value_t = 5000)]
     grace_ms: u64,
+    /// How a query waits for its segment reads: sleep, or spin (lower
+    /// latency; the query's core stays busy while it waits). Leave it at
+    /// sleep when queries keep every core busy.
+    #[arg(long, default_value = "sleep")]
+    io_wait: IoWait,
 }
 
 fn main() -> ExitCode {
@@ -127,7 +133,11 @@ fn serve(args: Args) -> omen_tools::Result<()> {
     }
     let users = args.users.as_deref().map(Users::load).transpose()?;
     let catalog = Arc::new(Catalog::new());
-    let mut loader = Loader::new(sources, SegmentOptions::default());
+    let segment_options = SegmentOptions {
+        io_wait: args.io_wait,
+        ..SegmentOptions::default()
+    };
+    let mut loader = Loader::new(sources, segment_options);
     log_changes(&loader.refresh(&catalog));
     let names: Vec<String> = catalog
         .tables()

@@ -11,7 +11,7 @@ use std::time::Instant;
 use clap::Args;
 use omen_engine::filter::SearchStrategy;
 use omen_engine::index::{QueryStats, SearchParams, Segment, SegmentOptions};
-use omen_engine::io::IoMode;
+use omen_engine::io::{IoMode, IoWait};
 use omen_engine::vectors::Widen;
 use omen_format::dataset::{AnyVectorFile, DatasetElement, GroundTruthFile, VectorFile};
 use rayon::prelude::*;
@@ -118,6 +118,11 @@ pub struct BenchArgs {
     /// I/O path: auto, direct (io_uring + O_DIRECT) or mmap.
     #[arg(long, default_value = "auto")]
     pub io: IoMode,
+    /// How a search thread waits for its io_uring reads: sleep (in the
+    /// kernel) or spin (on the completion queue: lower latency, and the
+    /// thread's core stays busy while it waits).
+    #[arg(long, default_value = "sleep")]
+    pub io_wait: IoWait,
     /// Print one JSON object per setting instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -191,6 +196,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         segment_path,
         &SegmentOptions {
             io: args.io,
+            io_wait: args.io_wait,
             ..SegmentOptions::default()
         },
     )?;
@@ -213,7 +219,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let describe = |settings: &str| {
         let info = segment.info();
         say!(
-            "segment {} ({} × {} {}, {}), {} queries, k = {}, {settings}{} thread(s), I/O {} ({}), RAM {:.1} B/vector",
+            "segment {} ({} × {} {}, {}), {} queries, k = {}, {settings}{} thread(s), I/O {} ({}{}), RAM {:.1} B/vector",
             segment_path.display(),
             info.vector_count,
             info.dimension,
@@ -227,6 +233,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 "in rounds"
             } else {
                 "pipelined"
+            },
+            match segment.io_wait() {
+                IoWait::Sleep => "",
+                IoWait::Spin => ", spinning waits",
             },
             segment.ram_bytes() as f64 / info.vector_count as f64
         );
@@ -255,7 +265,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     for params in settings {
         let row = measure(&segment, &queries, &gt, args.k, params, args.threads)?;
         if args.json {
-            say!("{}", json(&row, args.k, segment.io_mode()));
+            say!(
+                "{}",
+                json(&row, args.k, segment.io_mode(), segment.io_wait())
+            );
         } else {
             say!("{}", table_row(&row));
         }
@@ -364,11 +377,11 @@ pub fn table_row(r: &SweepRow) -> String {
     )
 }
 
-fn json(r: &SweepRow, k: usize, io: IoMode) -> String {
+fn json(r: &SweepRow, k: usize, io: IoMode, wait: IoWait) -> String {
     format!(
         "{{\"ef\":{},\"beam\":{},\"upper\":{},\"stop\":{},\"rerank\":{},\"pipeline\":{},\"k\":{k},\"recall\":{:.5},\"qps\":{:.2},\"mean_ms\":{:.4},\
          \"p50_ms\":{:.4},\"p95_ms\":{:.4},\"p99_ms\":{:.4},\"reads_per_query\":{:.2},\"bytes_per_query\":{:.0},\
-         \"rounds\":{:.2},\"wait_ms\":{:.4},\"submit_ms\":{:.4},\"code_distances\":{:.1},\"exact_distances\":{:.1},\"rss_bytes\":{},\"io\":\"{io}\"}}",
+         \"rounds\":{:.2},\"wait_ms\":{:.4},\"submit_ms\":{:.4},\"code_distances\":{:.1},\"exact_distances\":{:.1},\"rss_bytes\":{},\"io\":\"{io}\",\"io_wait\":\"{wait}\"}}",
         r.params.ef,
         r.params.beam_width,
         r.params.upper_ef,
