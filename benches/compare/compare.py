@@ -580,6 +580,7 @@ def search_system(sys_name: str, info: dict, a, log: Path) -> dict:
             "--k", str(K),
             "--threads", "1",
             "--beam", str(a.beam),
+            "--io-wait", a.omen_io_wait,
             "--sweep", "ef=" + ",".join(map(str, sweep)),
         ]
         out, wall, rss, rc = run_child(cmd, log)
@@ -696,7 +697,8 @@ LABELS = {
 def config_text(s: str, st: dict) -> str:
     if s == "omendb":
         code = "omen-build's default" if st["omen_code"] == "default" else st["omen_code"]
-        return f"Vamana R={st['R']} L={st['L_build']}, code {code}, beam {st['beam']}; ef swept"
+        wait = {"sleep": "sleeping", "spin": "spinning"}[st.get("omen_io_wait", "sleep")]
+        return f"Vamana R={st['R']} L={st['L_build']}, code {code}, beam {st['beam']}, {wait} waits; ef swept"
     if s == "diskann":
         return (
             f"Vamana R={st['R']} L={st['L_build']}, PQ {st['diskann_pq_bytes']} B in RAM, full vectors on disk, "
@@ -844,7 +846,8 @@ def cmd_run(a) -> None:
             "k": K, "R": a.R, "L_build": L_BUILD, "hnsw_M": HNSW_M, "beam": a.beam, "peer_beam": peer_beam(a),
             "diskann_pq_bytes": a.pq_bytes, "build_threads": a.build_threads,
             "search_threads": 1, "passes": a.passes, "build_memory_gb": a.build_memory_gb,
-            "omen_code": a.omen_code or "default", "hnsw_ef_construction": a.hnsw_efc,
+            "omen_code": a.omen_code or "default", "omen_io_wait": a.omen_io_wait,
+            "hnsw_ef_construction": a.hnsw_efc,
             "metric": a.metric, "lance_refine_factor": LANCE_REFINE,
         },
         "systems": {},
@@ -928,6 +931,7 @@ def main() -> None:
     r.add_argument("--name", help="result name (default: the data dir's name)")
     r.add_argument("--omen-bin", default=str(REPO / "target" / "release"), help="dir with omen and omen-build")
     r.add_argument("--omen-code", help="omen-build --code (default: omen-build's default)")
+    r.add_argument("--omen-io-wait", choices=("sleep", "spin"), default="sleep", help="omen bench --io-wait: how OmenDB's search thread waits for reads (default sleep)")
     r.add_argument("--R", type=int, default=R, help="base-graph degree of both Vamana builds, OmenDB's and DiskANN's (default 64; the HNSW peers keep M = 32)")
     r.add_argument("--build-threads", type=int, default=os.cpu_count())
     r.add_argument("--build-memory-gb", type=int, default=4)
