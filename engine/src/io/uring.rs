@@ -264,7 +264,7 @@ mod tests {
     /// Spinning stops once more spinning readers are lent to queries than
     /// the process has cores, and resumes as they come back, whether given
     /// back or dropped; sleeping readers are not counted. (The only test
-    /// of this binary that lends readers, so the count is its own.)
+    /// of this binary that lends spinning readers, so the count is its own.)
     #[test]
     fn spinning_readers_spin_only_while_each_has_a_core() {
         let dir = tempfile::tempdir().unwrap();
