@@ -288,6 +288,63 @@ fn integer_kernels_are_exact_past_one_accumulation_block() {
     }
 }
 
+/// Asserts that `level`'s four-row distances equal four one-row ones, bit
+/// for bit, under every metric: the builders rely on it to prune the same
+/// way whichever path computed a distance.
+fn check_four<T: TestElement>(level: SimdLevel, a: &[T], rows: [&[T]; 4]) {
+    let k = Kernels::<T>::for_level(level).expect("level is supported");
+    for metric in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
+        let want = rows.map(|b| k.distance(metric, a, b).to_bits());
+        let got = k.distances4(metric, a, rows).map(f32::to_bits);
+        assert_eq!(
+            got,
+            want,
+            "{metric:?} {:?} at {level:?}, len {}",
+            T::TYPE,
+            a.len()
+        );
+    }
+}
+
+fn check_four_random<T: TestElement>(level: SimdLevel, seed: u64, lens: &[usize]) {
+    let mut rng = Rng(omendb::engine::rng::SplitMix64::new(seed));
+    for &n in lens {
+        let mut v = || (0..n).map(|_| T::random(&mut rng)).collect::<Vec<T>>();
+        let (a, b, c, d, e) = (v(), v(), v(), v(), v());
+        check_four(level, &a, [&b, &c, &d, &e]);
+        check_four(level, &a, [&a, &b, &a, &c]);
+    }
+}
+
+#[test]
+fn four_row_kernels_equal_four_calls() {
+    let past_block = [3 * 16_384 + 37];
+    for level in SimdLevel::supported() {
+        let has_x4 = level == SimdLevel::Avx512;
+        for k in [
+            Kernels::<u8>::for_level(level)
+                .unwrap()
+                .l2_squared_x4
+                .is_some(),
+            Kernels::<i8>::for_level(level).unwrap().dot_x4.is_some(),
+        ] {
+            assert_eq!(
+                k, has_x4,
+                "{level:?}: byte types have four-row kernels at AVX-512 only"
+            );
+        }
+        check_four_random::<u8>(level, 5, &DIMS);
+        check_four_random::<i8>(level, 6, &DIMS);
+        check_four_random::<f32>(level, 7, &DIMS);
+        check_four_random::<u8>(level, 8, &past_block);
+        check_four_random::<i8>(level, 9, &past_block);
+        let (lo, hi) = (vec![i8::MIN; past_block[0]], vec![i8::MAX; past_block[0]]);
+        check_four(level, &lo, [&hi, &lo, &hi, &lo]);
+        let (zero, top) = (vec![0u8; past_block[0]], vec![255u8; past_block[0]]);
+        check_four(level, &top, [&zero, &top, &top, &zero]);
+    }
+}
+
 #[test]
 fn known_values() {
     for level in SimdLevel::supported() {

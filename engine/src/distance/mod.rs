@@ -29,6 +29,9 @@ use omen_format::ElementType;
 /// One kernel: two equally long slices in, a number out.
 pub type KernelFn<T> = fn(&[T], &[T]) -> f32;
 
+/// A kernel from one slice to four others at once: `out[i] = k(a, rows[i])`.
+pub type Kernel4Fn<T> = fn(&[T], [&[T]; 4]) -> [f32; 4];
+
 /// A SIMD instruction-set level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SimdLevel {
@@ -95,6 +98,13 @@ pub struct Kernels<T: 'static> {
     pub dot: KernelFn<T>,
     /// `1 - cos(a, b)`; 1 when either vector is zero.
     pub cosine_distance: KernelFn<T>,
+    /// Four squared Euclidean distances from one vector, where this level
+    /// has a kernel that shares the loads of that vector and the final
+    /// reductions (8-bit integers on AVX-512); equal to four calls of
+    /// `l2_squared`.
+    pub l2_squared_x4: Option<Kernel4Fn<T>>,
+    /// Four dot products from one vector, as `l2_squared_x4`.
+    pub dot_x4: Option<Kernel4Fn<T>>,
 }
 
 /// A vector component type with distance kernels.
@@ -129,6 +139,17 @@ impl<T: Element> Kernels<T> {
             Metric::Cosine => (self.cosine_distance)(a, b),
         }
     }
+
+    /// The distances from `a` to each of `rows` under `metric`, equal to
+    /// four calls of [`Kernels::distance`].
+    #[inline]
+    pub fn distances4(&self, metric: Metric, a: &[T], rows: [&[T]; 4]) -> [f32; 4] {
+        match (metric, self.l2_squared_x4, self.dot_x4) {
+            (Metric::L2, Some(l2), _) => l2(a, rows),
+            (Metric::InnerProduct, _, Some(dot)) => dot(a, rows).map(|d| -d),
+            _ => rows.map(|b| self.distance(metric, a, b)),
+        }
+    }
 }
 
 /// The distance between `a` and `b` under `metric` with the best kernels.
@@ -140,7 +161,20 @@ pub fn distance<T: Element>(metric: Metric, a: &[T], b: &[T]) -> f32 {
 /// Implements [`Element`] for `$t` from kernels named `$l2`, `$dot` and
 /// `$cos` in every level module.
 macro_rules! element {
-    ($t:ty, $code:expr, $l2:ident, $dot:ident, $cos:ident) => {
+    (@x4 $level:expr) => {
+        (None, None)
+    };
+    (@x4 $level:expr, $l2x4:ident, $dotx4:ident) => {
+        match $level {
+            #[cfg(target_arch = "x86_64")]
+            SimdLevel::Avx512 => (
+                Some(x86::avx512::$l2x4 as Kernel4Fn<_>),
+                Some(x86::avx512::$dotx4 as Kernel4Fn<_>),
+            ),
+            _ => (None, None),
+        }
+    };
+    ($t:ty, $code:expr, $l2:ident, $dot:ident, $cos:ident $(; x4: $l2x4:ident, $dotx4:ident)?) => {
         impl Element for $t {
             const TYPE: ElementType = $code;
 
@@ -163,11 +197,14 @@ macro_rules! element {
                         SimdLevel::Neon => (neon::$l2, neon::$dot, neon::$cos),
                         _ => return None,
                     };
+                let (l2_squared_x4, dot_x4) = element!(@x4 level $(, $l2x4, $dotx4)?);
                 Some(Kernels {
                     level,
                     l2_squared,
                     dot,
                     cosine_distance,
+                    l2_squared_x4,
+                    dot_x4,
                 })
             }
 
@@ -187,8 +224,8 @@ macro_rules! element {
 
 element!(f32, ElementType::F32, l2_f32, dot_f32, cos_f32);
 element!(half::f16, ElementType::F16, l2_f16, dot_f16, cos_f16);
-element!(u8, ElementType::U8, l2_u8, dot_u8, cos_u8);
-element!(i8, ElementType::I8, l2_i8, dot_i8, cos_i8);
+element!(u8, ElementType::U8, l2_u8, dot_u8, cos_u8; x4: l2_u8_x4, dot_u8_x4);
+element!(i8, ElementType::I8, l2_i8, dot_i8, cos_i8; x4: l2_i8_x4, dot_i8_x4);
 
 /// Whether the AVX-512 column kernels can run here, detected once.
 fn columns_avx512() -> bool {

@@ -41,9 +41,9 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use rayon::prelude::*;
 
 use super::insertion_order::insertion_order;
-use super::prune::robust_prune;
+use super::prune::{Between, PruneScratch, robust_prune};
 use super::rng::{SplitMix64, permutation};
-use super::search::{Adjacency, Candidate, Neighbour, SearchScratch, Visited, search_core};
+use super::search::{Adjacency, Candidate, Neighbour, Scorer, SearchScratch, Visited, search_core};
 use super::{EMPTY_SLOT, Graph, MAX_DEGREE_LIMIT};
 use crate::distance::{Element, Kernels, prefetch};
 use crate::memory::advise_huge_pages;
@@ -358,11 +358,36 @@ impl Adjacency for SharedGraph {
 struct BuildScratch {
     search: SearchScratch,
     pool: Vec<Neighbour>,
-    factors: Vec<f32>,
+    prune: PruneScratch,
+    distances: Vec<f32>,
     pruned: Vec<u32>,
     chosen: Vec<u32>,
     list: Vec<Candidate>,
     buf: Vec<u32>,
+    work: InsertWork,
+}
+
+/// What the insertions of one thread cost, for the debug log: where the
+/// graph phase's distances go decides what is worth making cheaper.
+#[derive(Default, Clone, Copy, Debug)]
+struct InsertWork {
+    /// Distances computed by the insertion searches.
+    search: u64,
+    /// Distances computed pruning each inserted node's own list.
+    own_prune: u64,
+    /// Lists re-pruned because a reverse edge overflowed them.
+    reprunes: u64,
+    /// Distances computed by those re-prunes.
+    reprune: u64,
+}
+
+impl InsertWork {
+    fn add(&mut self, o: &InsertWork) {
+        self.search += o.search;
+        self.own_prune += o.own_prune;
+        self.reprunes += o.reprunes;
+        self.reprune += o.reprune;
+    }
 }
 
 struct Inserter<'a, T: Element, V: VectorSet<T> + ?Sized> {
@@ -375,29 +400,20 @@ struct Inserter<'a, T: Element, V: VectorSet<T> + ?Sized> {
 }
 
 impl<T: Element, V: VectorSet<T> + ?Sized> Inserter<'_, T, V> {
-    #[inline]
-    fn dist(&self, a: u32, b: u32) -> f32 {
-        self.kernels.distance(
-            self.metric,
-            self.vectors.get(a as usize),
-            self.vectors.get(b as usize),
-        )
-    }
-
     /// Searches for `p`'s neighbours, prunes them into its list and adds
     /// the reverse edges.
     fn insert(&self, p: u32, alpha: f32, saturate: bool, s: &mut BuildScratch) {
         let n = self.graph.n;
         let query = self.vectors.get(p as usize);
-        let mut dist = |v: u32| {
-            self.kernels
-                .distance(self.metric, query, self.vectors.get(v as usize))
+        let mut dist = FromQuery {
+            inserter: self,
+            query,
         };
         s.search.reset(n);
         s.pool.clear();
         let collect_expanded = self.params.builder == Builder::Vamana;
         let pool = &mut s.pool;
-        search_core(
+        s.work.search += search_core(
             &self.graph,
             &[self.entry],
             self.params.list_size,
@@ -405,13 +421,14 @@ impl<T: Element, V: VectorSet<T> + ?Sized> Inserter<'_, T, V> {
             &mut s.search,
             &mut s.list,
             &mut s.buf,
+            &mut s.distances,
             &mut |nb: Neighbour| {
                 if collect_expanded {
                     pool.push(nb);
                 }
             },
             &|v| prefetch(self.vectors.get(v as usize)),
-        );
+        ) as u64;
         pool.extend(
             s.list
                 .iter()
@@ -420,27 +437,27 @@ impl<T: Element, V: VectorSet<T> + ?Sized> Inserter<'_, T, V> {
         );
         // A node keeps the good edges it already has (later passes).
         self.graph.neighbours_into(p, &mut s.buf);
-        for &v in &s.buf {
-            if s.search.first_visit(v) {
-                pool.push(Neighbour {
-                    id: v,
-                    distance: dist(v),
-                });
-            }
-        }
+        s.search.retain_first_visits(&mut s.buf);
+        self.distances_from(query, &s.buf, &mut s.distances);
+        pool.extend(
+            s.buf
+                .iter()
+                .zip(&s.distances)
+                .map(|(&id, &distance)| Neighbour { id, distance }),
+        );
         pool.retain(|c| c.id != p);
         pool.sort_unstable_by(Neighbour::key_cmp);
         pool.dedup_by_key(|c| c.id);
-        robust_prune(
+        s.work.own_prune += robust_prune(
             self.metric,
             pool,
             alpha,
             self.params.max_degree,
             saturate,
-            &mut |a, b| self.dist(a, b),
-            &mut s.factors,
+            &mut &*self,
+            &mut s.prune,
             &mut s.pruned,
-        );
+        ) as u64;
         {
             let _guard = self.graph.lock(p);
             self.graph.store(p, &s.pruned);
@@ -473,36 +490,83 @@ impl<T: Element, V: VectorSet<T> + ?Sized> Inserter<'_, T, V> {
         }
         s.buf.push(p);
         let degree = self.params.reprune_degree(saturate);
-        self.prune_node(j, alpha, degree, saturate, s);
+        s.work.reprunes += 1;
+        s.work.reprune += self.prune_node(j, alpha, degree, saturate, s);
     }
 
     /// Re-prunes `j` over the ids in `s.buf` to at most `degree` edges;
-    /// the caller holds `j`'s lock.
-    fn prune_node(&self, j: u32, alpha: f32, degree: usize, saturate: bool, s: &mut BuildScratch) {
+    /// the caller holds `j`'s lock. Returns the distances computed.
+    fn prune_node(
+        &self,
+        j: u32,
+        alpha: f32,
+        degree: usize,
+        saturate: bool,
+        s: &mut BuildScratch,
+    ) -> u64 {
         // The rows of a list's nodes are rarely in the cache: start all
         // their misses before the first distance.
         for &v in &s.buf {
             prefetch(self.vectors.get(v as usize));
         }
+        s.buf.retain(|&v| v != j);
+        self.distances_from(self.vectors.get(j as usize), &s.buf, &mut s.distances);
         s.pool.clear();
-        s.pool
-            .extend(s.buf.iter().filter(|&&v| v != j).map(|&v| Neighbour {
-                id: v,
-                distance: self.dist(j, v),
-            }));
+        s.pool.extend(
+            s.buf
+                .iter()
+                .zip(&s.distances)
+                .map(|(&id, &distance)| Neighbour { id, distance }),
+        );
         s.pool.sort_unstable_by(Neighbour::key_cmp);
         s.pool.dedup_by_key(|c| c.id);
-        robust_prune(
-            self.metric,
-            &s.pool,
-            alpha,
-            degree,
-            saturate,
-            &mut |a, b| self.dist(a, b),
-            &mut s.factors,
-            &mut s.pruned,
-        );
+        let computed = s.buf.len()
+            + robust_prune(
+                self.metric,
+                &s.pool,
+                alpha,
+                degree,
+                saturate,
+                &mut &*self,
+                &mut s.prune,
+                &mut s.pruned,
+            );
         self.graph.store(j, &s.pruned);
+        computed as u64
+    }
+
+    /// Sets `out` to the distances from `query` to the rows of `ids`, four
+    /// at a time where the kernels can share the query's loads.
+    fn distances_from(&self, query: &[T], ids: &[u32], out: &mut Vec<f32>) {
+        out.clear();
+        let row = |v: u32| self.vectors.get(v as usize);
+        let (fours, rest) = ids.as_chunks::<4>();
+        for four in fours {
+            let d = self.kernels.distances4(self.metric, query, four.map(&row));
+            out.extend_from_slice(&d);
+        }
+        out.extend(
+            rest.iter()
+                .map(|&v| self.kernels.distance(self.metric, query, row(v))),
+        );
+    }
+}
+
+/// Scores an insertion search's nodes against the inserted node's row.
+struct FromQuery<'a, T: Element, V: VectorSet<T> + ?Sized> {
+    inserter: &'a Inserter<'a, T, V>,
+    query: &'a [T],
+}
+
+impl<T: Element, V: VectorSet<T> + ?Sized> Scorer for FromQuery<'_, T, V> {
+    fn score(&mut self, ids: &[u32], out: &mut Vec<f32>) {
+        self.inserter.distances_from(self.query, ids, out);
+    }
+}
+
+impl<T: Element, V: VectorSet<T> + ?Sized> Between for &Inserter<'_, T, V> {
+    fn distances(&mut self, s: u32, ids: &[u32], out: &mut Vec<f32>) {
+        self.distances_from(self.vectors.get(s as usize), ids, out);
     }
 }
 
@@ -535,6 +599,10 @@ pub fn build_graph<T: Element, V: VectorSet<T> + ?Sized>(
     // Made before the adjacency exists: its scratch then adds nothing to
     // the peak.
     let mut first_order = Some(params.insertion_order(vectors, params.seed));
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        "medoid and insertion order made"
+    );
     let ins = Inserter {
         vectors,
         metric,
@@ -596,10 +664,19 @@ pub fn build_graph<T: Element, V: VectorSet<T> + ?Sized>(
             });
         }
     }
+    let mut work = InsertWork::default();
+    if let Ok(v) = scratches.lock() {
+        v.iter().for_each(|s| work.add(&s.work));
+    }
+    let per_node = |x: u64| x as f64 / total.max(1) as f64;
     tracing::debug!(
         nodes = n,
         seconds = started.elapsed().as_secs_f64(),
-        "graph insertions done"
+        search_distances = per_node(work.search),
+        own_prune_distances = per_node(work.own_prune),
+        reprunes = per_node(work.reprunes),
+        reprune_distances = per_node(work.reprune),
+        "graph insertions done (distances and re-prunes per insertion)"
     );
     // Lists may still hold up to `slack * R` entries: prune them to `R`.
     let final_alpha = passes.last().copied().unwrap_or(1.0);

@@ -14,9 +14,13 @@
 //!
 //! Regions are the cells of randomly drawn pivots (the prefix's first
 //! nodes) under squared L2, whatever the build's metric: the point is
-//! where rows lie, not which are neighbours. Within a cell and across
-//! cells the order stays the seeded random one, so with one thread the
-//! build is still a pure function of the inputs and the seed.
+//! where rows lie, not which are neighbours. A node's pivot is found in two
+//! levels: the nearest of `sqrt(pivots)` leaders (the first pivots), then
+//! the nearest pivot of that leader's group, each pivot belonging to the
+//! group of its nearest leader. A node may so miss a nearer pivot of
+//! another group; its cell is still that of a pivot near it. Within a cell
+//! and across cells the order stays the seeded random one, so with one
+//! thread the build is still a pure function of the inputs and the seed.
 //!
 //! Measured (benches/RESULTS.md, session 16): at 1M × 128 the graph phase
 //! took 7–10% less time than in random order in four builds, recall per
@@ -24,7 +28,8 @@
 //! of the builder, 8% more nodes were inserted in the first six minutes.
 //! Most list loads still miss: the gain is modest, not a cure.
 //!
-//! Cost: one distance per node and pivot (1,024 pivots at most), and 10
+//! Cost: about `2 sqrt(pivots)` distances per node (64 at 1,024 pivots;
+//! comparing every node with every pivot took 26 s of a 10M build), and 10
 //! bytes per node while the order is made (the random order, each node's
 //! cell, the regrouped rest), before the adjacency is allocated.
 
@@ -38,9 +43,9 @@ use crate::vectors::VectorSet;
 /// Share of the nodes inserted in plain random order first.
 const RANDOM_PREFIX: f64 = 0.1;
 
-/// Most pivots. The cells cost one distance per node and pivot: at 1M,
-/// 2,048 pivots took 8.5 s of a 108 s graph phase and saved nothing over
-/// 1,024 (3.7 s) or 256.
+/// Most pivots. With one distance per node and pivot (before the two
+/// levels), 2,048 pivots took 8.5 s of a 108 s graph phase at 1M and saved
+/// nothing over 1,024 (3.7 s) or 256.
 const MAX_PIVOTS: usize = 1024;
 
 /// Mean nodes per cell below which grouping is not worth its distances.
@@ -58,18 +63,37 @@ pub fn insertion_order<T: Element, V: VectorSet<T> + ?Sized>(vectors: &V, seed: 
     }
     let pivot_ids = &order[..pivots];
     let kernels = Kernels::<T>::best();
+    let row = |id: u32| vectors.get(id as usize);
+    // Two levels: the first `leaders` pivots lead groups, each pivot joins
+    // the group of its nearest leader, and a node takes the nearest pivot
+    // of its nearest leader's group: about 2·sqrt(pivots) distances per
+    // node instead of `pivots` (64 instead of 1,024 at 10M).
+    let leaders = (pivots as f64).sqrt().ceil() as usize;
+    let nearest = |v: &[T], among: &mut dyn Iterator<Item = u32>| -> usize {
+        let mut best = (f32::INFINITY, 0);
+        for (k, q) in among.enumerate() {
+            let d = kernels.distance(Metric::L2, v, row(q));
+            if d < best.0 {
+                best = (d, k);
+            }
+        }
+        best.1
+    };
+    let leader_ids = &pivot_ids[..leaders];
+    let mut groups: Vec<Vec<u16>> = vec![Vec::new(); leaders];
+    for (c, &q) in pivot_ids.iter().enumerate() {
+        groups[nearest(row(q), &mut leader_ids.iter().copied())].push(c as u16);
+    }
     let cells: Vec<u16> = order[prefix..]
         .par_iter()
         .map(|&p| {
-            let v = vectors.get(p as usize);
-            let mut best = (f32::INFINITY, 0);
-            for (c, &q) in pivot_ids.iter().enumerate() {
-                let d = kernels.distance(Metric::L2, v, vectors.get(q as usize));
-                if d < best.0 {
-                    best = (d, c);
-                }
-            }
-            best.1 as u16
+            let v = row(p);
+            let leader = nearest(v, &mut leader_ids.iter().copied());
+            let group = &groups[leader];
+            let k = nearest(v, &mut group.iter().map(|&c| pivot_ids[usize::from(c)]));
+            // A leader joins its own group unless an identical earlier
+            // leader took it, and then no node is nearer to it first.
+            group.get(k).copied().unwrap_or(leader as u16)
         })
         .collect();
     // A counting sort by cell: stable, so each cell keeps the random order.
@@ -122,11 +146,20 @@ mod tests {
         let (pivots, prefix) = (n / MIN_CELL, n / 10);
         assert_eq!(order[..prefix], random[..prefix]);
         let k = Kernels::<f32>::best();
+        let d = |p: u32, c: usize| {
+            k.distance(Metric::L2, set.get(p as usize), set.get(random[c] as usize))
+        };
+        // The first of the nearest, as `min_by` keeps.
+        let nearest = |p: u32, among: &mut dyn Iterator<Item = usize>| {
+            among.min_by(|&a, &b| d(p, a).total_cmp(&d(p, b))).unwrap()
+        };
+        let leaders = (pivots as f64).sqrt().ceil() as usize;
+        assert!(leaders > 1 && leaders < pivots);
+        let leader = |p: u32| nearest(p, &mut (0..leaders));
+        // The nearest pivot among those whose nearest leader is the node's.
         let cell = |p: u32| {
-            let d = |q: u32| k.distance(Metric::L2, set.get(p as usize), set.get(q as usize));
-            (0..pivots)
-                .min_by(|&a, &b| d(random[a]).total_cmp(&d(random[b])))
-                .unwrap()
+            let l = leader(p);
+            nearest(p, &mut (0..pivots).filter(|&c| leader(random[c]) == l))
         };
         // The cells follow one another, each in the random order.
         let mut expected: Vec<(usize, u32)> =

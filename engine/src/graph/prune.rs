@@ -63,10 +63,40 @@ fn occlusion(metric: Metric, d_pc: f32, d_sc: f32) -> f32 {
 /// Marks a selected candidate in the factor scratch (factors are >= 0).
 const SELECTED: f32 = -1.0;
 
+/// The distances RobustPrune asks for: from the candidate just selected to
+/// every candidate after it that may still be occluded, all at once, so
+/// that an implementation can share the selected row's loads among them
+/// (`Kernels::distances4`). Any `FnMut(a, b) -> distance` is one.
+pub(crate) trait Between {
+    /// Sets `out` to `d(s, id)` for each of `ids`, in order.
+    fn distances(&mut self, s: u32, ids: &[u32], out: &mut Vec<f32>);
+}
+
+impl<F: FnMut(u32, u32) -> f32> Between for F {
+    fn distances(&mut self, s: u32, ids: &[u32], out: &mut Vec<f32>) {
+        out.clear();
+        out.extend(ids.iter().map(|&c| self(s, c)));
+    }
+}
+
+/// Reusable buffers of [`robust_prune`], so that a prune allocates nothing.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct PruneScratch {
+    /// Per candidate: the largest occlusion factor so far, or `SELECTED`.
+    factors: Vec<f32>,
+    /// Positions of the candidates that a selection is compared with.
+    targets: Vec<usize>,
+    /// Their ids.
+    ids: Vec<u32>,
+    /// Their distances to the selected candidate.
+    distances: Vec<f32>,
+}
+
 /// Selects at most `max_degree` of `candidates` (sorted ascending by
 /// distance to the pruned node, without duplicates or the node itself)
-/// into `out`. `between(a, b)` is the distance between two candidates.
+/// into `out`. `between` gives distances between candidates.
 /// `saturate` fills a short list with the nearest unselected candidates.
+/// Returns the number of distances computed.
 #[expect(
     clippy::too_many_arguments,
     reason = "internal kernel shared by the builders"
@@ -77,19 +107,26 @@ pub(crate) fn robust_prune(
     alpha: f32,
     max_degree: usize,
     saturate: bool,
-    between: &mut impl FnMut(u32, u32) -> f32,
-    factors: &mut Vec<f32>,
+    between: &mut impl Between,
+    scratch: &mut PruneScratch,
     out: &mut Vec<u32>,
-) {
+) -> usize {
     out.clear();
     if candidates.len() <= 1 || max_degree == 0 {
         out.extend(candidates.iter().take(max_degree).map(|c| c.id));
-        return;
+        return 0;
     }
+    let PruneScratch {
+        factors,
+        targets,
+        ids,
+        distances,
+    } = scratch;
     factors.clear();
     factors.resize(candidates.len(), 0.0);
+    let mut computed = 0;
     let mut round = 1.0f32;
-    loop {
+    'rounds: loop {
         for i in 0..candidates.len() {
             let f = factors[i];
             if f == SELECTED || f > round {
@@ -99,21 +136,25 @@ pub(crate) fn robust_prune(
             let s = candidates[i].id;
             out.push(s);
             if out.len() >= max_degree {
-                return;
+                break 'rounds;
             }
             // Only the candidates after `s` (DiskANN's `occlude_list`):
             // one before it that a round passed over is not occluded again
             // by nodes selected later, which halves the distances.
-            for (j, c) in candidates.iter().enumerate().skip(i + 1) {
-                let fj = factors[j];
-                // Candidates already occluded beyond the final alpha can
-                // never return; skip their distance computations.
-                if fj == SELECTED || fj > alpha {
-                    continue;
-                }
-                let d_sc = between(s, c.id);
-                let o = occlusion(metric, c.distance, d_sc);
-                if o > fj {
+            // Candidates already occluded beyond the final alpha can never
+            // return; skip their distance computations.
+            targets.clear();
+            targets.extend(
+                (i + 1..candidates.len())
+                    .filter(|&j| factors[j] != SELECTED && factors[j] <= alpha),
+            );
+            ids.clear();
+            ids.extend(targets.iter().map(|&j| candidates[j].id));
+            between.distances(s, ids, distances);
+            computed += ids.len();
+            for (&j, &d_sc) in targets.iter().zip(distances.iter()) {
+                let o = occlusion(metric, candidates[j].distance, d_sc);
+                if o > factors[j] {
                     factors[j] = o;
                 }
             }
@@ -133,6 +174,7 @@ pub(crate) fn robust_prune(
             }
         }
     }
+    computed
 }
 
 #[cfg(test)]
@@ -165,7 +207,7 @@ mod tests {
             8,
             false,
             &mut between,
-            &mut Vec::new(),
+            &mut PruneScratch::default(),
             &mut out,
         );
         assert_eq!(out, vec![0, 1]);
@@ -185,7 +227,7 @@ mod tests {
             64,
             false,
             &mut between,
-            &mut Vec::new(),
+            &mut PruneScratch::default(),
             &mut one,
         );
         let mut two = Vec::new();
@@ -196,7 +238,7 @@ mod tests {
             64,
             false,
             &mut between,
-            &mut Vec::new(),
+            &mut PruneScratch::default(),
             &mut two,
         );
         assert!(two.len() > one.len(), "{one:?} vs {two:?}");
@@ -208,7 +250,7 @@ mod tests {
             3,
             false,
             &mut between,
-            &mut Vec::new(),
+            &mut PruneScratch::default(),
             &mut three,
         );
         assert_eq!(three.len(), 3);
@@ -237,7 +279,7 @@ mod tests {
             8,
             false,
             &mut between,
-            &mut Vec::new(),
+            &mut PruneScratch::default(),
             &mut out,
         );
         assert_eq!(out, vec![0, 2, 1]);
@@ -258,7 +300,7 @@ mod tests {
                 degree,
                 true,
                 &mut between,
-                &mut Vec::new(),
+                &mut PruneScratch::default(),
                 out,
             )
         };

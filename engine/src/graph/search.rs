@@ -74,6 +74,7 @@ pub struct SearchScratch {
     marked: Vec<u32>,
     pub(crate) list: Vec<Candidate>,
     pub(crate) buf: Vec<u32>,
+    scores: Vec<f32>,
     pages: HashSet<u32>,
 }
 
@@ -179,6 +180,22 @@ pub(crate) struct Candidate {
     pub(crate) expanded: bool,
 }
 
+/// How a search scores the nodes it visits: all new neighbours of an
+/// expanded node at once, so that an implementation can share the query's
+/// loads among them (`Kernels::distances4`). Any `FnMut(id) -> distance`
+/// is one.
+pub(crate) trait Scorer {
+    /// Sets `out` to the distance of each of `ids` from the query, in order.
+    fn score(&mut self, ids: &[u32], out: &mut Vec<f32>);
+}
+
+impl<F: FnMut(u32) -> f32> Scorer for F {
+    fn score(&mut self, ids: &[u32], out: &mut Vec<f32>) {
+        out.clear();
+        out.extend(ids.iter().map(|&v| self(v)));
+    }
+}
+
 /// Inserts `n` into the sorted `list` bounded by `cap`; returns the index
 /// it went to, or `None` if it was not close enough.
 #[inline]
@@ -201,8 +218,9 @@ fn insert(list: &mut Vec<Candidate>, cap: usize, n: Neighbour) -> Option<usize> 
 /// until all of the `list_size` closest are expanded. Entries must be
 /// unvisited node ids. `on_expand` sees every expanded node with its
 /// distance, in expansion order; `prefetch` sees each newly visited
-/// neighbour of an expanded node before any of them is scored. Returns the
-/// number of distances computed; the result is left in `list`.
+/// neighbour of an expanded node before any of them is scored; `scores` is
+/// scratch. Returns the number of distances computed; the result is left
+/// in `list`.
 #[expect(
     clippy::too_many_arguments,
     reason = "internal kernel shared by builders and search"
@@ -211,28 +229,23 @@ pub(crate) fn search_core<A: Adjacency + ?Sized, Vis: Visited>(
     adjacency: &A,
     entries: &[u32],
     list_size: usize,
-    distance: &mut impl FnMut(u32) -> f32,
+    distance: &mut impl Scorer,
     visited: &mut Vis,
     list: &mut Vec<Candidate>,
     buf: &mut Vec<u32>,
+    scores: &mut Vec<f32>,
     on_expand: &mut impl FnMut(Neighbour),
     prefetch: &impl Fn(u32),
 ) -> usize {
     let cap = list_size.max(1);
     let mut computed = 0;
     list.clear();
-    for &e in entries {
-        if visited.first_visit(e) {
-            computed += 1;
-            insert(
-                list,
-                cap,
-                Neighbour {
-                    id: e,
-                    distance: distance(e),
-                },
-            );
-        }
+    buf.clear();
+    buf.extend(entries.iter().copied().filter(|&e| visited.first_visit(e)));
+    distance.score(buf, scores);
+    computed += buf.len();
+    for (&id, &d) in buf.iter().zip(scores.iter()) {
+        insert(list, cap, Neighbour { id, distance: d });
     }
     let mut cursor = 0;
     while cursor < list.len() {
@@ -253,9 +266,9 @@ pub(crate) fn search_core<A: Adjacency + ?Sized, Vis: Visited>(
             prefetch(v);
         }
         let mut next = cursor + 1;
-        for &v in buf.iter() {
-            computed += 1;
-            let d = distance(v);
+        distance.score(buf, scores);
+        computed += buf.len();
+        for (&v, &d) in buf.iter().zip(scores.iter()) {
             if let Some(pos) = insert(list, cap, Neighbour { id: v, distance: d })
                 && pos < next
             {
@@ -299,6 +312,7 @@ pub fn beam_search<T: Element, V: VectorSet<T> + ?Sized>(
     let mut list = std::mem::take(&mut scratch.list);
     let mut buf = std::mem::take(&mut scratch.buf);
     let mut pages = std::mem::take(&mut scratch.pages);
+    let mut scores = std::mem::take(&mut scratch.scores);
     pages.clear();
     let npp = params.nodes_per_page;
     let mut dist = |id: u32| kernels.distance(metric, query, vectors.get(id as usize));
@@ -310,6 +324,7 @@ pub fn beam_search<T: Element, V: VectorSet<T> + ?Sized>(
         scratch,
         &mut list,
         &mut buf,
+        &mut scores,
         &mut |n: Neighbour| {
             stats.expanded += 1;
             if npp > 0 {
@@ -323,6 +338,7 @@ pub fn beam_search<T: Element, V: VectorSet<T> + ?Sized>(
     scratch.list = list;
     scratch.buf = buf;
     scratch.pages = pages;
+    scratch.scores = scores;
     (out, stats)
 }
 

@@ -39,7 +39,7 @@ use rayon::prelude::*;
 
 use super::EMPTY_SLOT;
 use super::build::{BuildParams, build_bytes_per_node, build_graph, medoid};
-use super::prune::robust_prune;
+use super::prune::{PruneScratch, robust_prune};
 use super::search::Neighbour;
 use crate::cluster::KMeans;
 use crate::distance::{Element, Kernels};
@@ -434,7 +434,7 @@ pub fn build_sharded<T: Widen, S: VectorSource<T> + ?Sized>(
                     r,
                     params.build.saturate,
                     &mut |a, b| kernels.distance(metric, row(pos[&a]), row(pos[&b])),
-                    &mut Vec::new(),
+                    &mut PruneScratch::default(),
                     &mut out,
                 );
                 Ok(Some(out))

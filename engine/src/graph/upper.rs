@@ -359,6 +359,7 @@ impl UpperLayers {
         let mut current = self.entry;
         let mut list: Vec<Candidate> = Vec::new();
         let mut buf = Vec::new();
+        let mut scores = Vec::new();
         let mut visited = VisitedIds::default();
         for (i, level) in self.levels.iter().enumerate().rev() {
             let Some(start) = level.local(current) else {
@@ -375,6 +376,7 @@ impl UpperLayers {
                 &mut visited,
                 &mut list,
                 &mut buf,
+                &mut scores,
                 &mut |_| {},
                 &|v| prefetch(level.global(v)),
             );
