@@ -40,14 +40,15 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
-use super::insertion_order::insertion_order;
+use super::insertion_order::{Plan, insertion_order, plan};
 use super::prune::{Between, PruneScratch, robust_prune};
+use super::reorder::Permutation;
 use super::rng::{SplitMix64, permutation};
 use super::search::{Adjacency, Candidate, Neighbour, Scorer, SearchScratch, Visited, search_core};
 use super::{EMPTY_SLOT, Graph, MAX_DEGREE_LIMIT};
 use crate::distance::{Element, Kernels, prefetch};
 use crate::memory::advise_huge_pages;
-use crate::vectors::VectorSet;
+use crate::vectors::{FlatVectors, VectorSet};
 use crate::{EngineError, Metric, Result};
 
 /// Which base-layer construction to run.
@@ -193,12 +194,13 @@ impl BuildParams {
     }
 }
 
-/// Bytes of RAM per node that [`build_graph`] holds at its peak, besides
-/// the vectors: the build-time adjacency (`capacity` slots of 4 bytes), the
-/// finished graph's 2-byte degree, made while the slots are still held,
-/// and one visited bit per thread, rounded up to a byte.
+/// Bytes of RAM per node that [`build_graph_from_rows`] holds at its
+/// peak, besides the vectors: the build-time adjacency (`capacity` slots
+/// of 4 bytes), the finished graph's 2-byte degree, made while the slots
+/// are still held, the insertion order and the renaming (12 bytes), and
+/// one visited bit per thread, rounded up to a byte.
 pub fn build_bytes_per_node(params: &BuildParams, threads: usize) -> usize {
-    params.capacity() * 4 + 2 + threads.max(1).div_ceil(8)
+    params.capacity() * 4 + 2 + 12 + threads.max(1).div_ceil(8)
 }
 
 /// Sample size for [`medoid`]: the estimate costs `s^2` distances.
@@ -584,25 +586,98 @@ pub fn build_graph<T: Element, V: VectorSet<T> + ?Sized>(
     params: &BuildParams,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<Graph> {
-    params.validate()?;
-    let n = vectors.len();
-    if u32::try_from(n).map_or(true, |n| n == u32::MAX) {
-        return Err(EngineError::InvalidArgument(format!(
-            "too many vectors for a graph: {n}"
-        )));
-    }
-    if n == 0 {
+    check_size(params, vectors.len())?;
+    if vectors.is_empty() {
         return Graph::new(0, params.max_degree);
     }
     let started = std::time::Instant::now();
     let entry = medoid(vectors, metric, params.seed);
     // Made before the adjacency exists: its scratch then adds nothing to
     // the peak.
-    let mut first_order = Some(params.insertion_order(vectors, params.seed));
+    let order = params.insertion_order(vectors, params.seed);
     tracing::debug!(
         seconds = started.elapsed().as_secs_f64(),
         "medoid and insertion order made"
     );
+    let graph = insert_all(vectors, metric, params, entry, order, started, progress)?;
+    Ok(repaired(graph, metric, started))
+}
+
+/// [`build_graph`] over rows that it may move: `rows` holds `dim`
+/// components per vector, row `i` being node `i` of the graph.
+///
+/// Before inserting, it stores the rows region by region, in the layout of
+/// the insertion plan (`insertion_order::Plan`), and builds over those
+/// names; the graph is renamed back at the end. An insertion's search then
+/// finds the rows, lists and visited bits of its region side by side
+/// rather than spread over the whole set. The graph is the one
+/// [`build_graph`] would make up to ties between equal distances, which
+/// the names break (and, beyond the first pass, up to each pass's order).
+/// Costs 8 bytes per node for the renaming while the graph is built.
+pub fn build_graph_from_rows<T: Element>(
+    mut rows: Vec<T>,
+    dim: usize,
+    metric: Metric,
+    params: &BuildParams,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<Graph> {
+    let shape_error = || EngineError::InvalidArgument(format!("rows of dimension {dim}"));
+    let set = FlatVectors::new(&rows, dim).ok_or_else(shape_error)?;
+    check_size(params, set.len())?;
+    if !params.grouped_order || set.is_empty() {
+        return build_graph(&set, metric, params, progress);
+    }
+    let started = std::time::Instant::now();
+    let entry = medoid(&set, metric, params.seed);
+    let Plan { order, layout } = plan(&set, params.seed);
+    let Some(layout) = layout else {
+        return build_graph(&set, metric, params, progress);
+    };
+    let renaming = Permutation::from_new_to_old(layout)
+        .ok_or_else(|| EngineError::InvalidArgument("layout is not a permutation".into()))?;
+    renaming.move_rows(&mut rows, dim);
+    let order: Vec<u32> = order
+        .iter()
+        .map(|&p| renaming.old_to_new[p as usize])
+        .collect();
+    let entry = renaming.old_to_new[entry as usize];
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        "medoid, insertion order and layout made"
+    );
+    let set = FlatVectors::new(&rows, dim).ok_or_else(shape_error)?;
+    let mut graph = insert_all(&set, metric, params, entry, order, started, progress)?;
+    drop(rows);
+    graph.relabel_in_place(&renaming.inverse());
+    Ok(repaired(graph, metric, started))
+}
+
+/// Checks the parameters, and that `n` nodes can be named by `u32`s
+/// (`u32::MAX` marks an empty slot).
+fn check_size(params: &BuildParams, n: usize) -> Result<()> {
+    params.validate()?;
+    if u32::try_from(n).map_or(true, |n| n == u32::MAX) {
+        return Err(EngineError::InvalidArgument(format!(
+            "too many vectors for a graph: {n}"
+        )));
+    }
+    Ok(())
+}
+
+/// Inserts every node of `vectors` (at least one), the first pass in
+/// `first_order`, and prunes every list to `R`: the graph before
+/// [`repaired`].
+fn insert_all<T: Element, V: VectorSet<T> + ?Sized>(
+    vectors: &V,
+    metric: Metric,
+    params: &BuildParams,
+    entry: u32,
+    first_order: Vec<u32>,
+    started: std::time::Instant,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<Graph> {
+    let n = vectors.len();
+    let mut first_order = Some(first_order);
     let ins = Inserter {
         vectors,
         metric,
@@ -699,7 +774,11 @@ pub fn build_graph<T: Element, V: VectorSet<T> + ?Sized>(
         seconds = started.elapsed().as_secs_f64(),
         "final prune done"
     );
-    let mut graph = ins.graph.into_graph(r, entry)?;
+    ins.graph.into_graph(r, entry)
+}
+
+/// `graph` with every node reachable from the entry, under true metrics.
+fn repaired(mut graph: Graph, metric: Metric, started: std::time::Instant) -> Graph {
     // Under inner product most nodes are legitimately unreachable: greedy
     // routing climbs towards large norms, and points inside the hull are
     // rarely anyone's best neighbour. Forcing edges to them costs the hubs
@@ -712,7 +791,7 @@ pub fn build_graph<T: Element, V: VectorSet<T> + ?Sized>(
         seconds = started.elapsed().as_secs_f64(),
         "graph compacted and repaired"
     );
-    Ok(graph)
+    graph
 }
 
 /// Rounds of [`connect_unreachable`]; one almost always suffices.

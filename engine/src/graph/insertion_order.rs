@@ -18,9 +18,17 @@
 //! levels: the nearest of `sqrt(pivots)` leaders (the first pivots), then
 //! the nearest pivot of that leader's group, each pivot belonging to the
 //! group of its nearest leader. A node may so miss a nearer pivot of
-//! another group; its cell is still that of a pivot near it. Within a cell
-//! and across cells the order stays the seeded random one, so with one
-//! thread the build is still a pure function of the inputs and the seed.
+//! another group; its cell is still that of a pivot near it. Cells come
+//! group by group, so that consecutive cells lie near one another too.
+//! Within a cell the order stays the seeded random one, so with one thread
+//! the build is still a pure function of the inputs and the seed.
+//!
+//! The plan also gives a layout: every node, the prefix's too, grouped by
+//! cell in that order. A builder that owns the rows stores them so
+//! (`build::build_graph_from_rows`): a region's rows, lists and visited
+//! bits then lie side by side instead of spread over the whole set, so a
+//! search near the inserted node touches fewer pages and DRAM rows, and
+//! lines that the hardware prefetches with a miss are more often of use.
 //!
 //! Measured (benches/RESULTS.md, session 16): at 1M × 128 the graph phase
 //! took 7–10% less time than in random order in four builds, recall per
@@ -29,9 +37,10 @@
 //! Most list loads still miss: the gain is modest, not a cure.
 //!
 //! Cost: about `2 sqrt(pivots)` distances per node (64 at 1,024 pivots;
-//! comparing every node with every pivot took 26 s of a 10M build), and 10
-//! bytes per node while the order is made (the random order, each node's
-//! cell, the regrouped rest), before the adjacency is allocated.
+//! comparing every node with every pivot took 26 s of a 10M build), and 14
+//! bytes per node while the plan is made (the random order, each node's
+//! cell, the layout, the regrouped rest), before the adjacency is
+//! allocated.
 
 use rayon::prelude::*;
 
@@ -51,15 +60,36 @@ const MAX_PIVOTS: usize = 1024;
 /// Mean nodes per cell below which grouping is not worth its distances.
 const MIN_CELL: usize = 1024;
 
+/// How a build visits and stores the nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The insertion order: a permutation of `0..n`.
+    pub order: Vec<u32>,
+    /// Every node, the random prefix included, grouped by cell in the
+    /// order the insertions visit the cells; `None` for sets too small to
+    /// have cells. A build that stores row `layout[k]` as row `k` finds a
+    /// region's rows, lists and visited bits side by side.
+    pub layout: Option<Vec<u32>>,
+}
+
 /// The insertion order of `vectors` for `seed`: a permutation of
 /// `0..vectors.len()`.
 pub fn insertion_order<T: Element, V: VectorSet<T> + ?Sized>(vectors: &V, seed: u64) -> Vec<u32> {
+    plan(vectors, seed).order
+}
+
+/// The insertion order of `vectors` for `seed`, and the layout that goes
+/// with it (see [`Plan`]).
+pub fn plan<T: Element, V: VectorSet<T> + ?Sized>(vectors: &V, seed: u64) -> Plan {
     let n = vectors.len();
     let mut order = permutation(n, seed);
     let pivots = (n / MIN_CELL).min(MAX_PIVOTS);
     let prefix = ((n as f64 * RANDOM_PREFIX) as usize).max(pivots);
     if pivots < 2 || prefix >= n {
-        return order;
+        return Plan {
+            order,
+            layout: None,
+        };
     }
     let pivot_ids = &order[..pivots];
     let kernels = Kernels::<T>::best();
@@ -84,7 +114,14 @@ pub fn insertion_order<T: Element, V: VectorSet<T> + ?Sized>(vectors: &V, seed: 
     for (c, &q) in pivot_ids.iter().enumerate() {
         groups[nearest(row(q), &mut leader_ids.iter().copied())].push(c as u16);
     }
-    let cells: Vec<u16> = order[prefix..]
+    // Cells are visited group by group, so that consecutive cells lie
+    // near one another too: `rank[c]` is cell `c`'s place in that order.
+    let mut rank = vec![0u16; pivots];
+    for (k, &c) in groups.iter().flatten().enumerate() {
+        rank[usize::from(c)] = k as u16;
+    }
+    // Indexed like `order`: the place of each node's cell.
+    let cells: Vec<u16> = order
         .par_iter()
         .map(|&p| {
             let v = row(p);
@@ -93,25 +130,35 @@ pub fn insertion_order<T: Element, V: VectorSet<T> + ?Sized>(vectors: &V, seed: 
             let k = nearest(v, &mut group.iter().map(|&c| pivot_ids[usize::from(c)]));
             // A leader joins its own group unless an identical earlier
             // leader took it, and then no node is nearer to it first.
-            group.get(k).copied().unwrap_or(leader as u16)
+            rank[usize::from(group.get(k).copied().unwrap_or(leader as u16))]
         })
         .collect();
-    // A counting sort by cell: stable, so each cell keeps the random order.
-    let mut start = vec![0usize; pivots + 1];
-    for &c in &cells {
+    let layout = grouped(&order, &cells, pivots);
+    let rest = grouped(&order[prefix..], &cells[prefix..], pivots);
+    order[prefix..].copy_from_slice(&rest);
+    Plan {
+        order,
+        layout: Some(layout),
+    }
+}
+
+/// `ids` sorted by `cells` (each below `count`), a counting sort: stable,
+/// so each cell keeps the random order.
+fn grouped(ids: &[u32], cells: &[u16], count: usize) -> Vec<u32> {
+    let mut start = vec![0usize; count + 1];
+    for &c in cells {
         start[usize::from(c) + 1] += 1;
     }
-    for c in 0..pivots {
+    for c in 0..count {
         start[c + 1] += start[c];
     }
-    let mut grouped = vec![0u32; n - prefix];
-    for (&c, &p) in cells.iter().zip(&order[prefix..]) {
+    let mut out = vec![0u32; ids.len()];
+    for (&c, &p) in cells.iter().zip(ids) {
         let at = &mut start[usize::from(c)];
-        grouped[*at] = p;
+        out[*at] = p;
         *at += 1;
     }
-    order[prefix..].copy_from_slice(&grouped);
-    order
+    out
 }
 
 #[cfg(test)]
@@ -131,6 +178,7 @@ mod tests {
         let data = rows(1000, 4);
         let set = FlatVectors::new(&data, 4).unwrap();
         assert_eq!(insertion_order(&set, 7), permutation(1000, 7));
+        assert_eq!(plan(&set, 7).layout, None);
     }
 
     #[test]
@@ -161,13 +209,24 @@ mod tests {
             let l = leader(p);
             nearest(p, &mut (0..pivots).filter(|&c| leader(random[c]) == l))
         };
-        // The cells follow one another, each in the random order.
-        let mut expected: Vec<(usize, u32)> =
-            random[prefix..].iter().map(|&p| (cell(p), p)).collect();
-        expected.sort_by_key(|&(c, _)| c);
-        let expected: Vec<u32> = expected.into_iter().map(|(_, p)| p).collect();
-        assert_eq!(order[prefix..], expected[..]);
+        // Cells follow one another group by group (the groups in their
+        // leaders' order, a group's cells in their pivots' order), each
+        // cell's nodes in the random order.
+        let by_cell = |ids: &[u32]| {
+            let mut keyed: Vec<((usize, usize), u32)> = ids
+                .iter()
+                .map(|&p| {
+                    let c = cell(p);
+                    ((leader(random[c]), c), p)
+                })
+                .collect();
+            keyed.sort_by_key(|&(key, _)| key);
+            keyed.into_iter().map(|(_, p)| p).collect::<Vec<u32>>()
+        };
+        assert_eq!(order[prefix..], by_cell(&random[prefix..])[..]);
         assert_ne!(order, random);
+        // The layout groups every node the same way, the prefix's too.
+        assert_eq!(plan(&set, 11).layout, Some(by_cell(&random)));
     }
 
     #[test]

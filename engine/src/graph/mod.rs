@@ -25,7 +25,9 @@ pub mod sharded;
 pub mod upper;
 pub(crate) mod visited;
 
-pub use build::{BuildParams, Builder, build_graph, connect_unreachable, medoid};
+pub use build::{
+    BuildParams, Builder, build_graph, build_graph_from_rows, connect_unreachable, medoid,
+};
 pub use reorder::{Permutation, block_order, same_page_fraction};
 pub use search::{Neighbour, SearchScratch, SearchStats, beam_search};
 pub use sharded::{InMemory, ShardedParams, ShardedSummary, VectorSource, build_sharded};

@@ -66,6 +66,45 @@ impl Permutation {
     pub fn is_empty(&self) -> bool {
         self.new_to_old.is_empty()
     }
+
+    /// The renaming back: new names to old.
+    pub fn inverse(self) -> Self {
+        Permutation {
+            new_to_old: self.old_to_new,
+            old_to_new: self.new_to_old,
+        }
+    }
+
+    /// Moves the rows of `rows` (`width` items each, one row per node) so
+    /// that row `new` holds what row `new_to_old[new]` held. In place,
+    /// along the permutation's cycles, since the rows may be most of a
+    /// build's memory: `n / 8` bytes mark the moved rows. Panics if `rows`
+    /// does not hold one row per node.
+    pub fn move_rows<T: Copy>(&self, rows: &mut [T], width: usize) {
+        assert_eq!(rows.len(), self.len() * width, "rows of the wrong shape");
+        let row = |i: usize| i * width..(i + 1) * width;
+        let mut moved = vec![0u64; self.len().div_ceil(64)];
+        let mut held = Vec::with_capacity(width);
+        for start in 0..self.len() {
+            if moved[start / 64] & (1 << (start % 64)) != 0 {
+                continue;
+            }
+            // Follow the cycle from `start`, holding its row aside.
+            held.clear();
+            held.extend_from_slice(&rows[row(start)]);
+            let mut slot = start;
+            loop {
+                moved[slot / 64] |= 1 << (slot % 64);
+                let from = self.new_to_old[slot] as usize;
+                if from == start {
+                    rows[row(slot)].copy_from_slice(&held);
+                    break;
+                }
+                rows.copy_within(row(from), slot * width);
+                slot = from;
+            }
+        }
+    }
 }
 
 /// The permutation that packs neighbours into pages of `nodes_per_page`.
@@ -180,8 +219,8 @@ impl Graph {
     }
 
     /// [`Graph::relabel`] without a second copy of the adjacency: the build
-    /// reorders a graph that may be most of its memory budget. Rows move
-    /// along the permutation's cycles; `n / 8` bytes mark the moved ones.
+    /// reorders a graph that may be most of its memory budget (see
+    /// [`Permutation::move_rows`]).
     pub fn relabel_in_place(&mut self, perm: &Permutation) {
         assert_eq!(perm.len(), self.len(), "permutation of the wrong length");
         let r = self.max_degree;
@@ -199,30 +238,7 @@ impl Graph {
             .get(self.entry as usize)
             .copied()
             .unwrap_or(0);
-        // Slot `new` receives old row `new_to_old[new]`: follow each cycle
-        // from its first slot, holding that slot's row aside.
-        let mut moved = vec![0u64; self.len().div_ceil(64)];
-        let mut held = vec![EMPTY_SLOT; r];
-        for start in 0..self.len() {
-            if moved[start / 64] & (1 << (start % 64)) != 0 {
-                continue;
-            }
-            held.copy_from_slice(&self.neighbours[start * r..(start + 1) * r]);
-            let held_degree = self.degrees[start];
-            let mut slot = start;
-            loop {
-                moved[slot / 64] |= 1 << (slot % 64);
-                let from = perm.new_to_old[slot] as usize;
-                if from == start {
-                    self.neighbours[slot * r..(slot + 1) * r].copy_from_slice(&held);
-                    self.degrees[slot] = held_degree;
-                    break;
-                }
-                self.neighbours
-                    .copy_within(from * r..(from + 1) * r, slot * r);
-                self.degrees[slot] = self.degrees[from];
-                slot = from;
-            }
-        }
+        perm.move_rows(&mut self.neighbours, r.max(1));
+        perm.move_rows(&mut self.degrees, 1);
     }
 }

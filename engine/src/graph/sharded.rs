@@ -12,7 +12,7 @@
 //!
 //! ```text
 //! partition: s*d*(4 + t) + S*d*4 + S*B                     (sample, centroids, id spill buffers)
-//! shard:     m*(d*t + 4*ceil(slack*R) + 2 + ceil(threads/8) + 4)  (vectors, adjacency, visited bits, ids)
+//! shard:     m*(d*t + 4*ceil(slack*R) + 14 + ceil(threads/8) + 4)  (vectors, adjacency, degrees, order and renaming, visited bits, ids)
 //! merge:     S*B + K*(overlap*R*4 + 8) + threads*(overlap*R + 1)*d*t
 //! ```
 //!
@@ -23,8 +23,8 @@
 //! capacity-constrained assignment, and `S = ceil(overlap * n / (0.8 * m))`
 //! leaves 20% headroom for uneven clusters. For example, 100M x 128 f32 rows
 //! (`--exact-build`; the 8-bit build copy has `t = 1`) with
-//! `R = 64` (84 build slots), 2 threads and a 16 GiB budget: 855 bytes per
-//! shard node, `m <= 20.1M`, 13 shards of about 15.4M; `n * R * 4` bytes
+//! `R = 64` (84 build slots), 2 threads and a 16 GiB budget: 867 bytes per
+//! shard node, `m <= 19.8M`, 13 shards of about 15.4M; `n * R * 4` bytes
 //! (25.6 GB) are never held.
 //!
 //! I/O: each shard reads its members from the source in ascending id order
@@ -38,7 +38,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use super::EMPTY_SLOT;
-use super::build::{BuildParams, build_bytes_per_node, build_graph, medoid};
+use super::build::{BuildParams, build_bytes_per_node, build_graph_from_rows, medoid};
 use super::prune::{PruneScratch, robust_prune};
 use super::search::Neighbour;
 use crate::cluster::KMeans;
@@ -215,8 +215,7 @@ pub fn build_sharded<T: Widen, S: VectorSource<T> + ?Sized>(
         let mut data = vec![T::ZERO; n * d];
         advise_huge_pages(&data);
         source.read_rows(0, &mut data)?;
-        let set = flat(&data, d)?;
-        let g = build_graph(&set, metric, &params.build, progress)?;
+        let g = build_graph_from_rows(data, d, metric, &params.build, progress)?;
         for i in 0..n as u32 {
             emit(i, g.neighbours(i))?;
         }
@@ -341,9 +340,8 @@ pub fn build_sharded<T: Widen, S: VectorSource<T> + ?Sized>(
         }
         let base_done = done;
         let tick = |k: u64, _total: u64| progress(base_done + k, total);
-        let g = build_graph(&flat(&data, d)?, metric, &params.build, &tick)?;
+        let g = build_graph_from_rows(data, d, metric, &params.build, &tick)?;
         done += (members.len() * passes) as u64;
-        drop(data);
         let p = params.temp_dir.join(format!("{tag}-{s}.adj"));
         let f = File::create(&p).map_err(|e| io_err(&p, e))?;
         temp.0.push(p.clone());
