@@ -82,11 +82,24 @@ fn assert_well_formed(graph: &Graph, n: usize, r: usize, metric: Metric) {
 }
 
 fn check_recall<T: SynthElement + Element>(metric: Metric, params: BuildParams, bound: f64) {
+    check_recall_of(metric, params, bound, |rows: Vec<T>| {
+        let base = FlatVectors::new(&rows, DIM).unwrap();
+        build_graph(&base, metric, &params, &|_, _| {}).unwrap()
+    });
+}
+
+/// [`check_recall`] of the graph that `build` makes from the rows.
+fn check_recall_of<T: SynthElement + Element>(
+    metric: Metric,
+    params: BuildParams,
+    bound: f64,
+    build: impl FnOnce(Vec<T>) -> Graph,
+) {
     let n = 6000;
-    let (base, queries) = dataset::<T>(7, n, 200, DIM);
-    let base = FlatVectors::new(&base, DIM).unwrap();
+    let (rows, queries) = dataset::<T>(7, n, 200, DIM);
+    let base = FlatVectors::new(&rows, DIM).unwrap();
     let queries = FlatVectors::new(&queries, DIM).unwrap();
-    let graph = build_graph(&base, metric, &params, &|_, _| {}).unwrap();
+    let graph = build(rows.clone());
     assert_well_formed(&graph, n, params.max_degree, metric);
     let truth = ground_truth(&base, &queries, metric, 10);
     let search = SearchParams {
@@ -225,14 +238,20 @@ fn list_covering_the_set_gives_exact_results() {
     }
 }
 
+/// A rayon pool of one thread, on which a build is sequential and so a
+/// pure function of its inputs and seed.
+fn one_thread() -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap()
+}
+
 #[test]
 fn single_threaded_build_is_deterministic() {
     let (base, _) = dataset::<f32>(3, 2000, 1, DIM);
     let base = FlatVectors::new(&base, DIM).unwrap();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .unwrap();
+    let pool = one_thread();
     let params = BuildParams::vamana(16, 32);
     let a = pool.install(|| build_graph(&base, Metric::L2, &params, &|_, _| {}).unwrap());
     let b = pool.install(|| build_graph(&base, Metric::L2, &params, &|_, _| {}).unwrap());
@@ -250,10 +269,7 @@ fn single_threaded_build_is_deterministic() {
 fn building_over_owned_rows_gives_the_same_graph() {
     let (rows, _) = dataset::<f32>(13, 6000, 1, DIM);
     let base = FlatVectors::new(&rows, DIM).unwrap();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .unwrap();
+    let pool = one_thread();
     let params = BuildParams {
         one_pass: true,
         ..BuildParams::vamana(16, 32)
@@ -275,22 +291,10 @@ fn building_over_owned_rows_gives_the_same_graph() {
 /// differently, with two passes and every thread: the recall holds.
 #[test]
 fn owned_rows_build_recall_u8() {
-    let n = 6000;
-    let (rows, queries) = dataset::<u8>(7, n, 200, DIM);
-    let base = FlatVectors::new(&rows, DIM).unwrap();
-    let queries = FlatVectors::new(&queries, DIM).unwrap();
     let params = BuildParams::vamana(24, 48);
-    let graph = build_graph_from_rows(rows.clone(), DIM, Metric::L2, &params, &|_, _| {}).unwrap();
-    assert_well_formed(&graph, n, params.max_degree, Metric::L2);
-    let truth = ground_truth(&base, &queries, Metric::L2, 10);
-    let search = SearchParams {
-        k: 10,
-        list_size: 64,
-        nodes_per_page: 0,
-    };
-    let (found, _) = search_all(&graph, &base, &queries, Metric::L2, &search);
-    let r = recall(&truth, &found, 10);
-    assert!(r >= 0.95, "recall {r}");
+    check_recall_of::<u8>(Metric::L2, params, 0.95, |rows| {
+        build_graph_from_rows(rows, DIM, Metric::L2, &params, &|_, _| {}).unwrap()
+    });
 }
 
 #[test]
